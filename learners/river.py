@@ -1,0 +1,242 @@
+"""River policies: a River regressor predicts each candidate's reward, an exploration rule
+on top turns the predictions into a full distribution.
+
+Two ways to lay out the features (``mode``):
+
+* ``joint`` (default): one model for all actions over the action's own features, its id, and
+  the products of every context feature with every action feature (an action with no
+  features of its own is crossed through its id). This ranks actions that carry features,
+  including items never seen before.
+* ``disjoint``: one model per action id over the context features, the classic per-arm
+  LinUCB layout; use it when the set of arms is fixed and actions have no features.
+
+=================  ========================================  ====================================
+spec               River model                               exploration
+=================  ========================================  ====================================
+river:epsilon      ``linear_model.LinearRegression`` (SGD)   epsilon-greedy on predicted reward
+river:linucb       ``linear_model.BayesianLinearRegression`` argmax of mean + ``alpha`` * std (UCB)
+river:thompson     ``linear_model.BayesianLinearRegression`` posterior draws; the pmf is the share
+                                                             of ``n_draws`` draws each action wins
+=================  ========================================  ====================================
+
+The Bayesian posterior is what LinUCB keeps (the inverse design matrix), so ``river:linucb``
+is LinUCB with a propensity: the greedy UCB choice with the probability floor as its only
+randomness.
+
+>>> from learners import make_policy
+>>> policy = make_policy("river:linucb?alpha=0.5", seed=3)
+>>> actions = [{"id": 1, "features": {"kind": "a"}}, {"id": 2, "features": {"kind": "b"}}]
+>>> for _ in range(100):
+...     r = policy.rank({"hour": 9}, actions)
+...     policy.learn({"hour": 9}, actions, r.chosen, r.probability, float(r.chosen == 2))
+>>> policy.rank({"hour": 9}, actions).ranking[0].id
+2
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from river import linear_model, optim
+
+from learners.errors import SpecError
+from learners.features import Namespaces, flatten
+from learners.policy import Policy
+from learners.sampling import greedy_pmf
+from learners.types import Action
+
+MODES = ("joint", "disjoint")
+_BIAS = "_bias"
+
+
+class RiverPolicy(Policy):
+    """Shared machinery of the River policies (feature layout, per-arm models, persistence)."""
+
+    kind: ClassVar[str] = "river"
+
+    def __init__(self, *, mode: str = "joint", floor: float | None = None, seed: int | None = None):
+        super().__init__(floor=floor, seed=seed)
+        if mode not in MODES:
+            raise SpecError(f"`mode` must be one of {list(MODES)}, got {mode!r}")
+        self.mode = mode
+        self._models: dict[Any, Any] = {}
+
+    @abstractmethod
+    def _new_model(self) -> Any:
+        """A fresh River regressor."""
+
+    def _model_for(self, action: Action) -> Any:
+        key = action.id if self.mode == "disjoint" else None
+        model = self._models.get(key)
+        if model is None:
+            model = self._models[key] = self._new_model()
+        return model
+
+    def _inputs(
+        self, context: Namespaces, actions: list[Action], features: list[Namespaces]
+    ) -> list[dict[str, float]]:
+        ctx = flatten(context)
+        if self.mode == "disjoint":
+            shared = {_BIAS: 1.0, **ctx}
+            return [shared] * len(actions)
+        inputs = []
+        for action, namespaces in zip(actions, features, strict=True):
+            own = flatten(namespaces)
+            item = f"_id={action.id}"
+            x = {_BIAS: 1.0, item: 1.0, **own}
+            basis = own or {item: 1.0}
+            for a_name, a_value in basis.items():
+                for c_name, c_value in ctx.items():
+                    x[f"{c_name}^{a_name}"] = c_value * a_value
+            inputs.append(x)
+        return inputs
+
+    def _update(
+        self,
+        context: Namespaces,
+        actions: list[Action],
+        features: list[Namespaces],
+        chosen: int,
+        probability: float,
+        reward: float,
+    ) -> None:
+        x = self._inputs(context, actions[chosen : chosen + 1], features[chosen : chosen + 1])[0]
+        self._model_for(actions[chosen]).learn_one(x, reward)
+
+    def _dump(self) -> bytes:
+        # River models are plain Python objects; pickle is River's own persistence format.
+        # Only load models from sources you trust.
+        return pickle.dumps(self._models, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _restore(self, payload: bytes) -> None:
+        self._models = pickle.loads(payload)
+
+
+class RiverEpsilon(RiverPolicy):
+    """Epsilon-greedy over a River ``LinearRegression`` trained by SGD."""
+
+    kind = "river:epsilon"
+
+    def __init__(
+        self,
+        *,
+        epsilon: float = 0.05,
+        learning_rate: float = 0.05,
+        l2: float = 0.0,
+        mode: str = "joint",
+        floor: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(mode=mode, floor=floor, seed=seed)
+        if not 0.0 <= epsilon <= 1.0:
+            raise SpecError(f"`epsilon` must be in [0, 1], got {epsilon}")
+        self.epsilon = float(epsilon)
+        self.learning_rate = float(learning_rate)
+        self.l2 = float(l2)
+
+    def _new_model(self) -> Any:
+        return linear_model.LinearRegression(
+            optimizer=optim.SGD(self.learning_rate),
+            intercept_lr=self.learning_rate,
+            l2=self.l2,
+        )
+
+    def _distribution(
+        self,
+        context: Namespaces,
+        actions: list[Action],
+        features: list[Namespaces],
+        rng: random.Random,
+    ) -> tuple[list[float], list[float]]:
+        inputs = self._inputs(context, actions, features)
+        scores = [
+            self._model_for(a).predict_one(x) for a, x in zip(actions, inputs, strict=True)
+        ]
+        return greedy_pmf(scores, self.epsilon), scores
+
+
+class _BayesianPolicy(RiverPolicy):
+    """Policies over River's ``BayesianLinearRegression`` posterior."""
+
+    def __init__(
+        self,
+        *,
+        prior: float = 1.0,
+        noise: float = 4.0,
+        smoothing: float | None = None,
+        mode: str = "joint",
+        floor: float | None = None,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__(mode=mode, floor=floor, seed=seed)
+        self.prior = float(prior)
+        self.noise = float(noise)
+        self.smoothing = smoothing
+
+    def _new_model(self) -> Any:
+        # River's alpha is the prior precision, beta the noise precision.
+        return linear_model.BayesianLinearRegression(
+            alpha=self.prior, beta=self.noise, smoothing=self.smoothing
+        )
+
+    def _posterior(
+        self, context: Namespaces, actions: list[Action], features: list[Namespaces]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        inputs = self._inputs(context, actions, features)
+        dists = [
+            self._model_for(a).predict_one(x, with_dist=True)
+            for a, x in zip(actions, inputs, strict=True)
+        ]
+        return np.array([d.mu for d in dists]), np.array([d.sigma for d in dists])
+
+
+class RiverLinUCB(_BayesianPolicy):
+    """LinUCB: the action with the highest ``mean + alpha * std`` of its predicted reward."""
+
+    kind = "river:linucb"
+
+    def __init__(self, *, alpha: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.alpha = float(alpha)
+
+    def _distribution(
+        self,
+        context: Namespaces,
+        actions: list[Action],
+        features: list[Namespaces],
+        rng: random.Random,
+    ) -> tuple[list[float], list[float]]:
+        mean, std = self._posterior(context, actions, features)
+        scores = (mean + self.alpha * std).tolist()
+        return greedy_pmf(scores, 0.0), scores
+
+
+class RiverThompson(_BayesianPolicy):
+    """Thompson sampling; the pmf is estimated from ``n_draws`` posterior draws per decision,
+    and the decision is drawn from that pmf, so the logged probability is the one used."""
+
+    kind = "river:thompson"
+
+    def __init__(self, *, n_draws: int = 100, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if n_draws < 1:
+            raise SpecError(f"`n_draws` must be >= 1, got {n_draws}")
+        self.n_draws = int(n_draws)
+
+    def _distribution(
+        self,
+        context: Namespaces,
+        actions: list[Action],
+        features: list[Namespaces],
+        rng: random.Random,
+    ) -> tuple[list[float], list[float]]:
+        mean, std = self._posterior(context, actions, features)
+        draws = np.random.default_rng(rng.getrandbits(64)).normal(
+            mean, std, size=(self.n_draws, len(actions))
+        )
+        wins = np.bincount(draws.argmax(axis=1), minlength=len(actions))
+        return (wins / self.n_draws).tolist(), mean.tolist()
