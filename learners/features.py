@@ -85,9 +85,7 @@ def _add_value(out: list[tuple[str, float]], name: str, value: Any) -> None:
         for i, item in enumerate(value):
             if isinstance(item, str):
                 out.append((f"{name}={item}", 1.0))
-            elif isinstance(item, bool):
-                _add_value(out, f"{name}[{i}]", item)
-            elif isinstance(item, int | float):
+            elif isinstance(item, int | float):  # bool is an int too
                 _add_value(out, f"{name}[{i}]", item)
             else:
                 raise FeatureError(

@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self
 
-from learners.errors import ActionError, LearnerError, ModelFormatError
+from learners.errors import ActionError, LearnerError, ModelFormatError, SpecError
 from learners.features import Namespaces, featurize
 from learners.sampling import preference_order, rng_for, sample, with_floor
 from learners.types import Action, ActionId, Context, RankedAction, Ranking, as_actions, index_of
@@ -45,7 +45,7 @@ class Policy(ABC):
     def __init__(self, *, floor: float | None = None, seed: int | None = None) -> None:
         self.floor = self.default_floor if floor is None else float(floor)
         if not 0.0 <= self.floor < 1.0:
-            raise LearnerError(f"`floor` must be in [0, 1), got {floor}")
+            raise SpecError(f"`floor` must be in [0, 1), got {floor}")
         self.seed = seed
         self.spec = self.kind
         self._rng = random.Random(seed)
@@ -122,14 +122,7 @@ class Policy(ABC):
 
     def params(self) -> dict[str, Any]:
         """Constructor arguments, stored under their own names (for configs, repr and MLflow)."""
-        names = [
-            name
-            for cls in type(self).__mro__
-            if cls is not object
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
-        ]
-        return {name: getattr(self, name) for name in dict.fromkeys(names) if hasattr(self, name)}
+        return {name: getattr(self, name) for name in constructor_params(type(self))}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(spec={self.spec!r})"
@@ -209,3 +202,16 @@ def read_header(data: bytes) -> tuple[dict[str, Any], bytes]:
         raise ModelFormatError("not a raybandit policy: the data does not start with its header")
     end = data.index(b"\n", len(_MAGIC))
     return json.loads(data[len(_MAGIC) : end]), bytes(data[end + 1 :])
+
+
+def constructor_params(cls: type) -> list[str]:
+    """Names of the keyword arguments a policy class (and its bases) accept."""
+    names: dict[str, None] = {}
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        for name, p in inspect.signature(init).parameters.items():
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                names[name] = None
+    return list(names)

@@ -191,7 +191,11 @@ class _BayesianPolicy(RiverPolicy):
             self._model_for(a).predict_one(x, with_dist=True)
             for a, x in zip(actions, inputs, strict=True)
         ]
-        return np.array([d.mu for d in dists]), np.array([d.sigma for d in dists])
+        mean = np.array([d.mu for d in dists])
+        # River's sigma is predictive (it includes the noise 1/beta); exploration needs the
+        # uncertainty of the mean alone, LinUCB's sqrt(x' A^-1 x).
+        variance = np.array([d.sigma**2 for d in dists]) - 1.0 / self.noise
+        return mean, np.sqrt(np.clip(variance, 0.0, None))
 
 
 class RiverLinUCB(_BayesianPolicy):

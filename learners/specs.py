@@ -20,14 +20,12 @@ learners.errors.SpecError: policy `popularity` has no parameter `epsilom`; it ta
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from learners.baselines import Fixed, Popularity, Uniform
 from learners.errors import SpecError
-from learners.policy import Policy, read_header
+from learners.policy import Policy, constructor_params, read_header
 from learners.river import RiverEpsilon, RiverLinUCB, RiverThompson
 from learners.vw import ALGORITHMS, VWPolicy
 
@@ -68,20 +66,6 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return name, {key: _value(value) for key, value in pairs}
 
 
-def _accepted(factory: Callable[..., Policy]) -> set[str]:
-    names: set[str] = set()
-    for cls in getattr(factory, "__mro__", (factory,)):
-        if cls is object:
-            continue
-        init = getattr(cls, "__init__", None)
-        if init is None or init is object.__init__:
-            continue
-        for pname, p in inspect.signature(init).parameters.items():
-            if pname != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-                names.add(pname)
-    return names
-
-
 def make_policy(spec: str, **overrides: Any) -> Policy:
     """Build the policy a spec names; keyword ``overrides`` (e.g. ``seed=1``) win over it."""
     name, params = parse_spec(spec)
@@ -89,7 +73,7 @@ def make_policy(spec: str, **overrides: Any) -> Policy:
     cls = POLICIES.get(name)
     if cls is None:
         raise SpecError(f"unknown policy `{name}`; known: {', '.join(sorted(POLICIES))}")
-    accepted = _accepted(cls)
+    accepted = set(constructor_params(cls))
     if cls is VWPolicy:
         params["algorithm"] = name.split(":", 1)[1]
         extra = {k: params.pop(k) for k in list(params) if k not in accepted}

@@ -63,7 +63,9 @@ def as_action(item: Any) -> Action:
         return Action(item["id"], item.get("features") or {})
     if hasattr(item, "id"):
         return Action(item.id, getattr(item, "features", None) or {})
-    raise ActionError(f"an action must be a dict with `id` and `features`, got {type(item).__name__}")
+    raise ActionError(
+        f"an action must be a dict with `id` and `features`, got {type(item).__name__}"
+    )
 
 
 def as_actions(items: Iterable[Any]) -> list[Action]:

@@ -18,6 +18,11 @@ vw:softmax     ``--softmax --lambda 10``               softmax over scores
 vw:rnd         ``--rnd 3``                             random network distillation
 =============  ======================================  ==================================
 
+A saved model resumes training where it stopped (VW >= 9 saves the resume state), with one
+exception we measured: ``vw:rnd`` ranks identically after a reload, but its continued training
+drifts from the original by ~1e-4 in probability, since VW does not persist all of the rnd
+reduction's state.
+
 Any other spec parameter is passed to VW as an argument of the same name, e.g.
 ``vw:epsilon?epsilon=0.1&learning_rate=0.5&l2=1e-6``; VW itself rejects what it does not know.
 
@@ -114,6 +119,9 @@ class VWPolicy(Policy):
     def _new_workspace(self, model_path: str | None = None) -> Workspace:
         args = self._arguments()
         if model_path is not None:
+            # The model carries VW's own random state as its `random_seed`; passing ours again
+            # would conflict with it.
+            args.pop("random_seed", None)
             args["initial_regressor"] = model_path
         try:
             return Workspace(**args)
