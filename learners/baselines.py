@@ -15,21 +15,25 @@ import random
 from typing import Any, ClassVar
 
 from learners.errors import SpecError
-from learners.features import Namespaces
 from learners.policy import Policy
 from learners.sampling import greedy_pmf
 from learners.types import Action
 
 
-class Uniform(Policy):
+class _ContextFree(Policy):
+    """Baselines look at action ids only, so they skip featurization."""
+
+    def _prepare(self, context: Any, actions: list[Action]) -> None:
+        return None
+
+
+class Uniform(_ContextFree):
     """Every candidate equally likely: the logging policy that makes replay unbiased."""
 
     kind = "uniform"
-    uses_features: ClassVar[bool] = False
 
     def _distribution(
-        self, context: Namespaces, actions: list[Action], features: list[Namespaces],
-        rng: random.Random,
+        self, prepared: Any, actions: list[Action], rng: random.Random
     ) -> tuple[list[float], list[float]]:
         k = len(actions)
         return [1.0 / k] * k, [0.0] * k
@@ -38,19 +42,17 @@ class Uniform(Policy):
         return None
 
 
-class Fixed(Policy):
+class Fixed(_ContextFree):
     """Always the first non-excluded candidate: the caller's own order, as a baseline.
 
     Its floor defaults to 0, so it is deterministic; set ``floor`` to log it with support.
     """
 
     kind = "fixed"
-    uses_features: ClassVar[bool] = False
     default_floor: ClassVar[float] = 0.0
 
     def _distribution(
-        self, context: Namespaces, actions: list[Action], features: list[Namespaces],
-        rng: random.Random,
+        self, prepared: Any, actions: list[Action], rng: random.Random
     ) -> tuple[list[float], list[float]]:
         k = len(actions)
         pmf = [0.0] * k
@@ -61,7 +63,7 @@ class Fixed(Policy):
         return None
 
 
-class Popularity(Policy):
+class Popularity(_ContextFree):
     """Smoothed mean reward per action id, ignoring the context.
 
     ``score = (sum of rewards + prior_mean * prior_weight) / (views + prior_weight)``
@@ -78,7 +80,6 @@ class Popularity(Policy):
     """
 
     kind = "popularity"
-    uses_features: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -112,15 +113,13 @@ class Popularity(Policy):
         return mean + self.bonus * math.sqrt(math.log(self._total + 1) / (views + 1))
 
     def _distribution(
-        self, context: Namespaces, actions: list[Action], features: list[Namespaces],
-        rng: random.Random,
+        self, prepared: Any, actions: list[Action], rng: random.Random
     ) -> tuple[list[float], list[float]]:
         scores = [self.score(a.id) for a in actions]
         return greedy_pmf(scores, self.epsilon), scores
 
     def _update(
-        self, context: Namespaces, actions: list[Action], features: list[Namespaces],
-        chosen: int, probability: float, reward: float,
+        self, prepared: Any, actions: list[Action], chosen: int, probability: float, reward: float
     ) -> None:
         key = str(actions[chosen].id)
         self._views[key] = self._views.get(key, 0) + 1

@@ -45,14 +45,19 @@ def featurize(obj: Mapping[str, Any] | None) -> Namespaces:
         raise FeatureError(f"features must be an object, got {type(obj).__name__}")
     top: list[tuple[str, float]] = []
     for key, value in obj.items():
-        name = str(key)
-        if isinstance(value, Mapping):
+        # Fast paths for the common flat cases; everything else goes through _add_value.
+        kind = type(value)
+        if kind is str:
+            top.append((f"{key}={value}", 1.0))
+        elif kind is float and value != 0.0 and value - value == 0.0:  # finite, non-zero
+            top.append((str(key), value))
+        elif isinstance(value, Mapping):
             inner: list[tuple[str, float]] = []
             _add_object(inner, "", value)
             if inner:
-                namespaces.setdefault(name, []).extend(inner)
+                namespaces.setdefault(str(key), []).extend(inner)
         else:
-            _add_value(top, name, value)
+            _add_value(top, str(key), value)
     if top:
         return {DEFAULT_NAMESPACE: top, **namespaces}
     return namespaces

@@ -4,7 +4,9 @@ A policy turns a context and candidate actions into a full probability distribut
 ``rank`` applies the probability floor, draws the decision with the shared sampling helper and
 orders the rest by preference. ``learn`` takes one logged (decision, reward) example.
 Subclasses implement ``_distribution`` and ``_update`` and, when they hold a model,
-``_dump``/``_restore``.
+``_dump``/``_restore``. Both hooks receive the candidates already turned into the policy's own
+input form by ``_prepare`` (by default the featurizer's namespaces; VW prepares its text
+lines, baselines need nothing), so each policy converts inputs once, in one place.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar, Self
 
 from learners.errors import ActionError, LearnerError, ModelFormatError, SpecError
-from learners.features import Namespaces, featurize
+from learners.features import featurize
 from learners.sampling import preference_order, rng_for, sample, with_floor
 from learners.types import Action, ActionId, Context, RankedAction, Ranking, as_actions, index_of
 
@@ -39,7 +41,6 @@ class Policy(ABC):
     """
 
     kind: ClassVar[str] = ""
-    uses_features: ClassVar[bool] = True
     default_floor: ClassVar[float] = 0.02
 
     def __init__(self, *, floor: float | None = None, seed: int | None = None) -> None:
@@ -111,8 +112,8 @@ class Policy(ABC):
             raise LearnerError(f"`probability` must be in (0, 1], got {probability}")
         if not (isinstance(reward, int | float) and math.isfinite(reward)):
             raise LearnerError(f"`reward` must be a finite number, got {reward}")
-        context_ns, action_ns = self._featurize(context, candidates)
-        self._update(context_ns, candidates, action_ns, index, float(probability), float(reward))
+        prepared = self._prepare(context, candidates)
+        self._update(prepared, candidates, index, float(probability), float(reward))
         self._n_updates += 1
 
     @property
@@ -152,27 +153,21 @@ class Policy(ABC):
         return self
 
     # -- for subclasses -----------------------------------------------------------------------
+    def _prepare(self, context: Context | None, actions: list[Action]) -> Any:
+        """Inputs in the form this policy's hooks take: here, namespaced features."""
+        return featurize(context), [featurize(a.features) for a in actions]
+
     @abstractmethod
     def _distribution(
-        self,
-        context: Namespaces,
-        actions: list[Action],
-        features: list[Namespaces],
-        rng: random.Random,
+        self, prepared: Any, actions: list[Action], rng: random.Random
     ) -> tuple[list[float], list[float]]:
         """Return (pmf before the floor, preference scores), in candidate order."""
 
     @abstractmethod
     def _update(
-        self,
-        context: Namespaces,
-        actions: list[Action],
-        features: list[Namespaces],
-        chosen: int,
-        probability: float,
-        reward: float,
+        self, prepared: Any, actions: list[Action], chosen: int, probability: float, reward: float
     ) -> None:
-        """Learn one example (inputs already validated and featurized)."""
+        """Learn one example (inputs already validated and prepared)."""
 
     def _dump(self) -> bytes:
         return b""
@@ -181,18 +176,10 @@ class Policy(ABC):
         return None
 
     # -- internals ------------------------------------------------------------------------------
-    def _featurize(
-        self, context: Context | None, actions: list[Action]
-    ) -> tuple[Namespaces, list[Namespaces]]:
-        if not self.uses_features:
-            return {}, []
-        return featurize(context), [featurize(a.features) for a in actions]
-
     def _scored(
         self, context: Context | None, actions: list[Action], rng: random.Random
     ) -> tuple[list[float], list[float]]:
-        context_ns, action_ns = self._featurize(context, actions)
-        pmf, scores = self._distribution(context_ns, actions, action_ns, rng)
+        pmf, scores = self._distribution(self._prepare(context, actions), actions, rng)
         return with_floor(pmf, self.floor), scores
 
 

@@ -50,6 +50,7 @@ from learners.sampling import greedy_pmf
 from learners.types import Action
 
 MODES = ("joint", "disjoint")
+Prepared = tuple[Namespaces, list[Namespaces]]
 _BIAS = "_bias"
 
 
@@ -76,9 +77,8 @@ class RiverPolicy(Policy):
             model = self._models[key] = self._new_model()
         return model
 
-    def _inputs(
-        self, context: Namespaces, actions: list[Action], features: list[Namespaces]
-    ) -> list[dict[str, float]]:
+    def _inputs(self, prepared: Prepared, actions: list[Action]) -> list[dict[str, float]]:
+        context, features = prepared
         ctx = flatten(context)
         if self.mode == "disjoint":
             shared = {_BIAS: 1.0, **ctx}
@@ -97,14 +97,14 @@ class RiverPolicy(Policy):
 
     def _update(
         self,
-        context: Namespaces,
+        prepared: Prepared,
         actions: list[Action],
-        features: list[Namespaces],
         chosen: int,
         probability: float,
         reward: float,
     ) -> None:
-        x = self._inputs(context, actions[chosen : chosen + 1], features[chosen : chosen + 1])[0]
+        context, features = prepared
+        x = self._inputs((context, features[chosen : chosen + 1]), actions[chosen : chosen + 1])[0]
         self._model_for(actions[chosen]).learn_one(x, reward)
 
     def _dump(self) -> bytes:
@@ -147,12 +147,11 @@ class RiverEpsilon(RiverPolicy):
 
     def _distribution(
         self,
-        context: Namespaces,
+        prepared: Prepared,
         actions: list[Action],
-        features: list[Namespaces],
         rng: random.Random,
     ) -> tuple[list[float], list[float]]:
-        inputs = self._inputs(context, actions, features)
+        inputs = self._inputs(prepared, actions)
         scores = [
             self._model_for(a).predict_one(x) for a, x in zip(actions, inputs, strict=True)
         ]
@@ -184,9 +183,9 @@ class _BayesianPolicy(RiverPolicy):
         )
 
     def _posterior(
-        self, context: Namespaces, actions: list[Action], features: list[Namespaces]
+        self, prepared: Prepared, actions: list[Action]
     ) -> tuple[np.ndarray, np.ndarray]:
-        inputs = self._inputs(context, actions, features)
+        inputs = self._inputs(prepared, actions)
         dists = [
             self._model_for(a).predict_one(x, with_dist=True)
             for a, x in zip(actions, inputs, strict=True)
@@ -209,12 +208,11 @@ class RiverLinUCB(_BayesianPolicy):
 
     def _distribution(
         self,
-        context: Namespaces,
+        prepared: Prepared,
         actions: list[Action],
-        features: list[Namespaces],
         rng: random.Random,
     ) -> tuple[list[float], list[float]]:
-        mean, std = self._posterior(context, actions, features)
+        mean, std = self._posterior(prepared, actions)
         scores = (mean + self.alpha * std).tolist()
         return greedy_pmf(scores, 0.0), scores
 
@@ -233,12 +231,11 @@ class RiverThompson(_BayesianPolicy):
 
     def _distribution(
         self,
-        context: Namespaces,
+        prepared: Prepared,
         actions: list[Action],
-        features: list[Namespaces],
         rng: random.Random,
     ) -> tuple[list[float], list[float]]:
-        mean, std = self._posterior(context, actions, features)
+        mean, std = self._posterior(prepared, actions)
         draws = np.random.default_rng(rng.getrandbits(64)).normal(
             mean, std, size=(self.n_draws, len(actions))
         )

@@ -43,15 +43,18 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from vowpalwabbit import Workspace
 
 from learners.errors import SpecError
-from learners.features import Namespaces
+from learners.features import featurize
 from learners.policy import Policy
-from learners.types import Action
-from learners.vw_format import DEFAULT_INTERACTIONS, adf_lines, with_label
+from learners.types import Action, Context
+from learners.vw_format import DEFAULT_INTERACTIONS, action_line, context_line, with_label
+
+_LINE_CACHE_SIZE = 50_000
 
 ALGORITHMS: dict[str, dict[str, Any]] = {
     "epsilon": {"epsilon": 0.05},
@@ -105,6 +108,7 @@ class VWPolicy(Policy):
         self.vw_args = dict(vw_args or {})
         self.spec = f"vw:{algorithm}"
         self._workspace = self._new_workspace()
+        self._lines: dict[Any, str] = {}
 
     def _arguments(self) -> dict[str, Any]:
         args: dict[str, Any] = {"cb_explore_adf": True, "quiet": True}
@@ -128,33 +132,34 @@ class VWPolicy(Policy):
         except Exception as exc:  # VW raises plain RuntimeError/ValueError on bad options
             raise SpecError(f"Vowpal Wabbit rejected the arguments {args}: {exc}") from exc
 
-    def vw_lines(
-        self, context: Namespaces, actions: list[Action], features: list[Namespaces]
-    ) -> tuple[str, list[str]]:
-        return adf_lines(context, features, [a.id for a in actions], self.id_feature)
+    def _prepare(self, context: Context | None, actions: list[Action]) -> tuple[str, list[str]]:
+        """The shared line and one line per action (labels are added by ``_update``)."""
+        cache = self._lines
+        shared = _cached(cache, context, lambda: context_line(featurize(context)))
+
+        def build_line(action: Action) -> Callable[[], str]:
+            return lambda: action_line(featurize(action.features), action.id, self.id_feature)
+
+        lines = [_cached(cache, a.features, build_line(a), a.id) for a in actions]
+        return shared, lines
 
     def _distribution(
-        self,
-        context: Namespaces,
-        actions: list[Action],
-        features: list[Namespaces],
-        rng: random.Random,
+        self, prepared: tuple[str, list[str]], actions: list[Action], rng: random.Random
     ) -> tuple[list[float], list[float]]:
-        shared, lines = self.vw_lines(context, actions, features)
+        shared, lines = prepared
         pmf = self._workspace.predict([shared, *lines])
         # VW's pmf already encodes its preference; equal-probability ties keep candidate order.
         return list(pmf), list(pmf)
 
     def _update(
         self,
-        context: Namespaces,
+        prepared: tuple[str, list[str]],
         actions: list[Action],
-        features: list[Namespaces],
         chosen: int,
         probability: float,
         reward: float,
     ) -> None:
-        shared, lines = self.vw_lines(context, actions, features)
+        shared, lines = prepared
         self._workspace.learn([shared, *with_label(lines, chosen, reward, probability)])
 
     def _dump(self) -> bytes:
@@ -171,3 +176,25 @@ class VWPolicy(Policy):
                 handle.write(payload)
             previous, self._workspace = self._workspace, self._new_workspace(path)
         previous.finish()
+
+
+def _cached(
+    cache: dict[Any, str], features: Any, build: Callable[[], str], action_id: Any = None
+) -> str:
+    """VW text for a flat features object, remembered by content.
+
+    A catalog's actions recur in every request and a decision's context is seen again when
+    its reward is learned, so text is built once per distinct content. Objects with nested or
+    unhashable values are simply built every time. The key is the content itself, never the
+    object's identity, so a mutated dict can never return stale text.
+    """
+    try:
+        key = (action_id, tuple(features.items())) if features else (action_id, ())
+        text = cache.get(key)
+    except (TypeError, AttributeError):
+        return build()
+    if text is None:
+        if len(cache) >= _LINE_CACHE_SIZE:
+            cache.clear()
+        text = cache[key] = build()
+    return text

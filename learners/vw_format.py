@@ -38,7 +38,18 @@ def escape(token: str) -> str:
     >>> escape("New Orleans|LA:1%")
     'New%20Orleans%7CLA%3A1%25'
     """
-    return token.translate(_ESCAPES)
+    # Names repeat across requests (``x3``, ``topic=sports``), so remember the answers; the
+    # cache is dropped whole when it grows large, which keeps memory bounded.
+    cached = _escaped.get(token)
+    if cached is None:
+        if len(_escaped) >= _ESCAPE_CACHE_SIZE:
+            _escaped.clear()
+        cached = _escaped[token] = token.translate(_ESCAPES)
+    return cached
+
+
+_ESCAPE_CACHE_SIZE = 200_000
+_escaped: dict[str, str] = {}
 
 
 def cost_from_reward(reward: float) -> float:
@@ -49,12 +60,9 @@ def cost_from_reward(reward: float) -> float:
 def _namespaces_text(prefix: str, namespaces: Namespaces) -> str:
     parts = []
     for namespace, features in namespaces.items():
-        head = f"|{prefix}_{escape(namespace)}" if namespace else f"|{prefix}"
-        body = " ".join(
-            escape(name) if value == 1.0 else f"{escape(name)}:{value!r}"
-            for name, value in features
-        )
-        parts.append(f"{head} {body}" if body else head)
+        parts.append(f"|{prefix}_{escape(namespace)}" if namespace else f"|{prefix}")
+        for name, value in features:
+            parts.append(escape(name) if value == 1.0 else f"{escape(name)}:{value!r}")
     return " ".join(parts)
 
 
