@@ -19,6 +19,7 @@ from vowpalwabbit import Workspace
 from benchmarks.common import Example, emit, machine, rate, reward, stream
 from learners import POLICIES, make_policy
 from learners.sampling import sample
+from learners.vw import VWPolicy
 
 SPECS = sorted(POLICIES)
 
@@ -161,7 +162,9 @@ def main() -> None:
         row = {"policy": spec, "examples_per_second": round(eps, 1)}
         if spec.startswith("vw:"):
             # Same reduction and arguments, measured right after ours so drift hits both.
-            same = raw_vw(examples, make_policy(spec, seed=0)._arguments())
+            vw_policy = make_policy(spec, seed=0)
+            assert isinstance(vw_policy, VWPolicy)
+            same = raw_vw(examples, vw_policy._arguments())
             row["raw_vw_same_args_per_second"] = round(same, 1)
             row["ratio_to_raw_vw"] = round(eps / same, 3)
         if spec.startswith("river:"):

@@ -1,0 +1,1 @@
+"""The ``raybandit`` command line (see ``raybandit --help``)."""

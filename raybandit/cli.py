@@ -1,0 +1,226 @@
+"""``raybandit``: serve, export-log, simulate, replay, experiment.
+
+Human output goes to the terminal with tables and progress bars (on stderr); ``--json``
+prints exactly one JSON object on stdout and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from learners import LearnerError
+
+app = typer.Typer(
+    help="Contextual-bandit ranking on Ray: rank, reward, learn online; replay and compare.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+experiment_app = typer.Typer(help="Experiments tracked in MLflow.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+console = Console(stderr=True)
+# Tables go to stdout; when it is a pipe or file, give them room instead of 80 columns.
+out_console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _not_yet(what: str, issue: int) -> None:
+    _fail(f"`{what}` is not yet available in this version (tracked in issue {issue}).", 3)
+
+
+def _progress(total: int, description: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=description, unit="step", disable=not enabled,
+                file=sys.stderr, dynamic_ncols=True)
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _interval(ci: tuple[float, float]) -> str:
+    return f"[{_fmt(ci[0])}, {_fmt(ci[1])}]"
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    config: Annotated[Path | None, typer.Option(help="YAML configuration file.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Where embedded Redis and checkpoints live.")] = None,
+) -> None:
+    """Start Ray, Redis and the ranking service; Ctrl-C stops everything."""
+    _not_yet("raybandit serve", 3)
+
+
+@app.command("export-log")
+def export_log(
+    out: Annotated[Path, typer.Argument(help="Output file, .jsonl or .parquet.")],
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded store's data directory.")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="External Redis URL.")] = None,
+) -> None:
+    """Write the service's decision log."""
+    _not_yet("raybandit export-log", 3)
+
+
+@app.command()
+def simulate(
+    env: Annotated[str, typer.Option("--env", help="Environment spec, e.g. personalization?swap_at=0.5")],
+    policy: Annotated[list[str], typer.Option("--policy", help="Policy spec (repeat for A/B).")],
+    steps: Annotated[int, typer.Option(min=1, help="Decisions per run.")] = 2000,
+    seeds: Annotated[int, typer.Option(min=1, help="Runs per policy (seeds 0..K-1).")] = 1,
+    baseline: Annotated[str | None, typer.Option(help="Policy to difference against (default: the first).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for curves.png and results.json.")] = None,
+    ray: Annotated[bool, typer.Option("--ray/--no-ray", help="Run policies x seeds as Ray tasks.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run policies online against a simulated environment; report reward and regret."""
+    from simulator.plots import plot_simulation
+    from simulator.runner import compare_simulations, sweep
+
+    base = baseline or policy[0]
+    if base not in policy:
+        _fail(f"`--baseline` must be one of the --policy values, got {base!r}")
+    total = steps * len(policy) * seeds
+    with _progress(total, f"simulate {env}", not as_json and sys.stderr.isatty()) as bar:
+        try:
+            results = sweep(env, policy, steps, list(range(seeds)), use_ray=ray,
+                            progress=bar.update)
+        except LearnerError as exc:
+            _fail(str(exc))
+    comparison = compare_simulations(results, base)
+    folder = out or Path("results") / f"simulate-{_slug(env)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    plot = plot_simulation(results, folder / "curves.png", title=f"{env}, {steps} steps, {seeds} seed(s)")
+    payload = {
+        "env": env,
+        "steps": steps,
+        "results": [r.summary() for r in results],
+        "baseline": base,
+        "comparison": [
+            {"policy": c.policy, "mean_reward": c.mean, "ci": list(c.ci),
+             "difference": c.difference, "difference_ci": list(c.difference_ci)}
+            for c in comparison
+        ],
+        "artifacts": {"plot": str(plot), "results": str(folder / "results.json")},
+    }
+    (folder / "results.json").write_text(json.dumps(payload, indent=2, default=_json_default))
+    if as_json:
+        print(json.dumps(payload, default=_json_default))
+        return
+    table = Table(title=f"{env}: {steps} steps x {seeds} seed(s)")
+    for column in ("policy", "mean reward", "95% CI", f"diff vs {base}", "95% CI",
+                   "cum. regret (mean)", "optimal mean"):
+        table.add_column(column, justify="right" if column != "policy" else "left")
+    for c in comparison:
+        runs = [r for r in results if r.policy == c.policy]
+        table.add_row(
+            c.policy, _fmt(c.mean), _interval(c.ci),
+            "-" if c.policy == base else _fmt(c.difference),
+            "-" if c.policy == base else _interval(c.difference_ci),
+            _fmt(sum(r.cumulative_regret for r in runs) / len(runs), 1),
+            _fmt(sum(r.optimal_mean_reward for r in runs) / len(runs)),
+        )
+    out_console.print(table)
+    console.print(f"curves: {plot}\nresults: {folder / 'results.json'}")
+
+
+@app.command()
+def replay(
+    log: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Decision log: .jsonl, .parquet or DSJSON.")],
+    policy: Annotated[list[str], typer.Option("--policy", help="Policy spec (repeat for A/B).")],
+    estimator: Annotated[list[str] | None, typer.Option("--estimator", help="replay, ips, snips, dm, dr (repeatable; default all).")] = None,
+    baseline: Annotated[str | None, typer.Option(help="Policy to difference against (default: the first).")] = None,
+    learn: Annotated[bool, typer.Option("--learn/--no-learn", help="Policies learn from the log as it is replayed.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Estimate each policy's mean reward per decision on a logged stream."""
+    from simulator.estimators import ESTIMATORS
+    from simulator.logs import read_log
+    from simulator.runner import replay as run_replay
+
+    names = estimator or list(ESTIMATORS)
+    unknown = [n for n in names if n not in ESTIMATORS]
+    if unknown:
+        _fail(f"unknown estimator `{unknown[0]}`; known: {', '.join(ESTIMATORS)}")
+    base = baseline or policy[0]
+    if base not in policy:
+        _fail(f"`--baseline` must be one of the --policy values, got {base!r}")
+    with _progress(0, f"replay {log.name}", not as_json and sys.stderr.isatty()) as bar:
+        try:
+            report = run_replay(read_log(log), policy, names, baseline=base, log_name=str(log),
+                                learn=learn, progress=bar.update)
+        except LearnerError as exc:
+            _fail(str(exc))
+        except ValueError as exc:
+            _fail(f"cannot read {log}: {exc}")
+    payload = {
+        "log": str(log),
+        "n_events": report.n_events,
+        "results": [r.summary() for r in report.results],
+        "n_skipped": report.n_skipped,
+        "skipped": report.skipped_reasons,
+        "baseline": base,
+    }
+    if as_json:
+        print(json.dumps(payload, default=_json_default))
+        return
+    table = Table(title=f"{log.name}: {report.n_events} decisions"
+                        + (f", {report.n_skipped} skipped" if report.n_skipped else ""))
+    for column in ("policy", "estimator", "value", "95% CI", "n", f"diff vs {base}", "95% CI"):
+        table.add_column(column, justify="left" if column in ("policy", "estimator") else "right")
+    for r in report.results:
+        d = r.difference
+        show = d is not None and r.policy != base
+        table.add_row(r.policy, r.estimator, _fmt(r.estimate.value), _interval(r.estimate.ci),
+                      str(r.estimate.n), _fmt(d.value) if show and d else "-",
+                      _interval(d.ci) if show and d else "-")
+    out_console.print(table)
+    for reason, count in report.skipped_reasons.items():
+        console.print(f"[yellow]skipped {count} decision(s): {reason}[/yellow]")
+
+
+@experiment_app.command("run")
+def experiment_run(file: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
+    """Run an experiment definition and record it in MLflow."""
+    _not_yet("raybandit experiment run", 5)
+
+
+@experiment_app.command("compare")
+def experiment_compare(name: Annotated[str | None, typer.Argument()] = None) -> None:
+    """Compare the runs of an experiment recorded in MLflow."""
+    _not_yet("raybandit experiment compare", 5)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text).strip("-")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
