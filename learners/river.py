@@ -166,7 +166,6 @@ class _BayesianPolicy(RiverPolicy):
         *,
         prior: float = 1.0,
         noise: float = 4.0,
-        smoothing: float | None = None,
         mode: str = "joint",
         floor: float | None = None,
         seed: int | None = None,
@@ -174,13 +173,12 @@ class _BayesianPolicy(RiverPolicy):
         super().__init__(mode=mode, floor=floor, seed=seed)
         self.prior = float(prior)
         self.noise = float(noise)
-        self.smoothing = smoothing
 
     def _new_model(self) -> Any:
-        # River's alpha is the prior precision, beta the noise precision.
-        return linear_model.BayesianLinearRegression(
-            alpha=self.prior, beta=self.noise, smoothing=self.smoothing
-        )
+        # River's alpha is the prior precision, beta the noise precision. River's `smoothing`
+        # (forgetting) is not offered: it decays the prior too, and with sparse features the
+        # precision matrix turns singular (numpy LinAlgError) within a few hundred updates.
+        return linear_model.BayesianLinearRegression(alpha=self.prior, beta=self.noise)
 
     def _posterior(
         self, prepared: Prepared, actions: list[Action]

@@ -6,8 +6,8 @@ from learners import SpecError, make_policy, parse_spec
 
 
 def test_parameters_are_typed_and_reach_the_policy() -> None:
-    assert parse_spec("river:thompson?n_draws=10&smoothing=0.9&mode=disjoint") == (
-        "river:thompson", {"n_draws": 10, "smoothing": 0.9, "mode": "disjoint"})
+    assert parse_spec("river:thompson?n_draws=10&noise=0.9&mode=disjoint") == (
+        "river:thompson", {"n_draws": 10, "noise": 0.9, "mode": "disjoint"})
     policy = make_policy("vw:bag?bag=3&learning_rate=0.3&floor=0.1", seed=4)
     assert policy.vw_args == {"bag": 3, "learning_rate": 0.3}
     assert policy.floor == 0.1 and policy.seed == 4

