@@ -60,13 +60,20 @@ def _interval(ci: tuple[float, float]) -> str:
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="HTTP port.")] = 8000,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default 8000).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML configuration file.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where embedded Redis and checkpoints live.")] = None,
 ) -> None:
     """Start Ray, Redis and the ranking service; Ctrl-C stops everything."""
-    _not_yet("raybandit serve", 3)
+    from serve.runtime import serve_forever
+    from serve.settings import load_settings
+
+    try:
+        settings = load_settings(config, host=host, port=port, data_dir=data_dir)
+    except ValueError as exc:
+        _fail(f"bad configuration: {exc}")
+    serve_forever(settings, on_step=lambda message: console.print(f"[bold]raybandit[/bold] {message}"))
 
 
 @app.command("export-log")
@@ -76,7 +83,13 @@ def export_log(
     redis_url: Annotated[str | None, typer.Option(help="External Redis URL.")] = None,
 ) -> None:
     """Write the service's decision log."""
-    _not_yet("raybandit export-log", 3)
+    from serve.export import export_log as run_export
+
+    try:
+        count = run_export(out, data_dir=data_dir, redis_url=redis_url or os.environ.get("REDIS_URL"))
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {count} decisions to {out}")
 
 
 @app.command()

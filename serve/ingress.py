@@ -1,0 +1,294 @@
+"""The HTTP API v1: the ingress deployment ranks in-process with its in-memory model.
+
+Per rank request: validate, add the user's history features, rank with the current model
+(seeded by the event id), write the decision to Redis in one script call, answer. Rewards are
+acknowledged (202) only once the reward join script has run in Redis.
+"""
+
+
+import logging
+import math
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, ORJSONResponse
+from pydantic import ValidationError
+from ray import serve as ray_serve
+from ray.serve.handle import DeploymentHandle
+
+from learners import featurize
+from serve import errors
+from serve.errors import Conflict, Invalid, NotFound, ServiceError, TooLarge, Unauthorized
+from serve.models import ModelFollower
+from serve.schemas import (
+    ActivateRequest,
+    ActivateResponse,
+    BatchRankRequest,
+    BatchRankResponse,
+    EventResult,
+    EventsRequest,
+    EventsResponse,
+    ItemCount,
+    PolicyStats,
+    RankedItem,
+    RankRequest,
+    RankResponse,
+    RewardRequest,
+    RewardResponse,
+    StatsResponse,
+)
+from serve.settings import Settings
+from serve.state import RETAIN_SECONDS, Store
+
+log = logging.getLogger(__name__)
+UI_DIR = Path(__file__).parent / "ui"
+
+app = FastAPI(
+    title="raybandit",
+    version="1",
+    description="Contextual-bandit ranking: rank, reward, learn online.",
+    default_response_class=ORJSONResponse,
+)
+errors.install(app)
+_limits = {"max_body_bytes": 1_000_000}
+
+
+@app.middleware("http")
+async def _limit_body(request: Request, call_next: Any) -> Any:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > _limits["max_body_bytes"]:
+        return JSONResponse({"detail": f"request body over {_limits['max_body_bytes']} bytes"},
+                            status_code=413)
+    return await call_next(request)
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+
+
+# Helpers used by the deployment class must be defined above it: @serve.ingress serializes
+# the class where it is defined.
+def _count_features(obj: Any) -> int:
+    return sum(len(features) for features in featurize(obj).values())
+
+
+@ray_serve.deployment(max_ongoing_requests=64, health_check_period_s=5)
+@ray_serve.ingress(app)
+class Ingress:
+    def __init__(self, settings: dict[str, Any], learner: DeploymentHandle | None = None):
+        self.settings = Settings.model_validate(settings)
+        _limits["max_body_bytes"] = self.settings.max_body_bytes
+        self.learner = learner
+        self.store = Store(self.settings.redis_url or "")
+        self.model = ModelFollower(self.settings.redis_url or "", self.settings.policy,
+                                   self.settings.refresh_interval_ms)
+        context = ray_serve.get_replica_context()
+        replica_id = getattr(context, "replica_id", None)
+        self.replica = str(getattr(replica_id, "unique_id", replica_id))
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _authorize(self, request: Request) -> None:
+        keys = self.settings.api_keys
+        if not keys:
+            return
+        header = request.headers.get("authorization", "")
+        given = header.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
+        if not any(secrets.compare_digest(given, key) for key in keys):
+            raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
+
+    def _check_limits(self, body: RankRequest) -> None:
+        s = self.settings
+        if len(body.actions) > s.max_actions:
+            raise Invalid(f"`actions` holds {len(body.actions)} actions, over the limit of "
+                          f"{s.max_actions}")
+        n = _count_features(body.context) + sum(_count_features(a.features)
+                                                for a in body.actions)
+        if n > s.max_features:
+            raise Invalid(f"the request carries {n} features, over the limit of "
+                          f"{s.max_features}")
+        ids = [a.id for a in body.actions]
+        if len(set(ids)) != len(ids):
+            raise Invalid("action ids must be unique within a request")
+
+    async def _rank_one(self, body: RankRequest) -> RankResponse:
+        self._check_limits(body)
+        s = self.settings
+        context = dict(body.context)
+        if body.user_id:
+            history = await self.store.user_history(body.user_id, s.history_length)
+            if history:
+                context["user_history"] = history
+        event_id = body.event_id or secrets.token_hex(16)
+        policy, version = self.model.policy, self.model.version
+        actions = [{"id": a.id, "features": a.features} for a in body.actions]
+        ranking = policy.rank(context, actions, exclude=body.exclude or None, top_k=body.top_k,
+                              event_id=event_id)
+        decision = {
+            "event_id": event_id,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "context": context,
+            "actions": [{"id": a.id, "features": a.features} for a in ranking.actions],
+            "chosen": ranking.chosen,
+            "probability": ranking.probability,
+            "policy": s.policy,
+            "model_version": version,
+            "user_id": body.user_id,
+        }
+        stored = await self.store.record_decision(
+            event_id=event_id, decision_json=orjson.dumps(decision), policy=s.policy,
+            chosen=str(ranking.chosen), user=body.user_id or "", deferred=body.deferred,
+            deadline=time.time() + s.reward_wait_seconds,
+            ttl=int(s.reward_wait_seconds + RETAIN_SECONDS) * (24 if body.deferred else 1),
+        )
+        if not stored:
+            raise Conflict(f"event id {event_id!r} was already used for a decision")
+        return RankResponse(
+            event_id=event_id, chosen=ranking.chosen,
+            ranking=[RankedItem(id=r.id, probability=r.probability) for r in ranking.ranking],
+            policy=s.policy, model_version=version,
+        )
+
+    async def _reward_one(self, body: RewardRequest) -> RewardResponse:
+        s = self.settings
+        if body.reward is not None:
+            reward, kind = body.reward, "reward"
+        else:
+            assert body.type is not None
+            reward, kind = s.reward_for(body.type, body.value), body.type
+        if not s.reward_min <= reward <= s.reward_max:
+            raise Invalid(f"`reward` must be in [{s.reward_min}, {s.reward_max}], got {reward}")
+        outcome = await self.store.reward(
+            event_id=body.event_id, reward=reward, aggregation=s.aggregation, kind=kind,
+            action_id="" if body.action_id is None else str(body.action_id),
+            history_length=s.history_length,
+        )
+        if outcome == "accepted":
+            return RewardResponse(event_id=body.event_id, status="accepted", reward=reward)
+        if outcome == "unknown":
+            raise NotFound(f"unknown event id {body.event_id!r} (never ranked, or too old)")
+        if outcome == "expired":
+            raise NotFound(f"event {body.event_id!r} expired: its reward window closed and it "
+                           f"was learned with the default reward")
+        if outcome == "deferred":
+            raise Conflict(f"event {body.event_id!r} is deferred: activate it first")
+        raise Conflict(f"event {body.event_id!r} already has its reward")
+
+    # -- routes -------------------------------------------------------------------------------
+    @app.post("/v1/rank", response_model=RankResponse, tags=["v1"])
+    async def rank(self, body: RankRequest, request: Request, response: Response) -> RankResponse:
+        """Rank the actions for a context; `chosen` is the one to show."""
+        self._authorize(request)
+        response.headers["x-raybandit-replica"] = self.replica
+        return await self._rank_one(body)
+
+    @app.post("/v1/rank/batch", response_model=BatchRankResponse, tags=["v1"])
+    async def rank_batch(self, body: BatchRankRequest, request: Request) -> BatchRankResponse:
+        """Many decisions in one call; a bad item gets its own error, the rest are ranked."""
+        self._authorize(request)
+        if len(body.requests) > self.settings.max_batch:
+            raise TooLarge(f"at most {self.settings.max_batch} requests per batch")
+        results: list[Any] = []
+        for item in body.requests:
+            try:
+                results.append(await self._rank_one(RankRequest.model_validate(item)))
+            except ValidationError as exc:
+                results.append({"status": 422, "detail": _errors(exc)})
+            except ServiceError as exc:
+                results.append({"status": exc.status, "detail": exc.detail})
+        return BatchRankResponse(results=results)
+
+    @app.post("/v1/reward", response_model=RewardResponse, status_code=202, tags=["v1"])
+    async def reward(self, body: RewardRequest, request: Request) -> RewardResponse:
+        """Report the outcome of a decision: a number, or a typed interaction."""
+        self._authorize(request)
+        return await self._reward_one(body)
+
+    @app.post("/v1/events", response_model=EventsResponse, tags=["v1"])
+    async def events(self, body: EventsRequest, request: Request) -> EventsResponse:
+        """Many rewards in one call, with a status per item."""
+        self._authorize(request)
+        if len(body.events) > self.settings.max_batch:
+            raise TooLarge(f"at most {self.settings.max_batch} events per call")
+        results = []
+        for index, item in enumerate(body.events):
+            event_id = item.get("event_id") if isinstance(item, dict) else None
+            try:
+                await self._reward_one(RewardRequest.model_validate(item))
+                results.append(EventResult(index=index, event_id=event_id, status=202))
+            except ValidationError as exc:
+                results.append(EventResult(index=index, event_id=event_id, status=422,
+                                           detail=str(_errors(exc))))
+            except ServiceError as exc:
+                results.append(EventResult(index=index, event_id=event_id, status=exc.status,
+                                           detail=str(exc.detail)))
+        return EventsResponse(accepted=sum(r.status == 202 for r in results), results=results)
+
+    @app.post("/v1/activate", response_model=ActivateResponse, status_code=202, tags=["v1"])
+    async def activate(self, body: ActivateRequest, request: Request) -> ActivateResponse:
+        """Activate a deferred decision: from now on it waits for its reward."""
+        self._authorize(request)
+        outcome = await self.store.activate(body.event_id,
+                                            time.time() + self.settings.reward_wait_seconds)
+        if outcome == "unknown":
+            raise NotFound(f"unknown event id {body.event_id!r}")
+        return ActivateResponse(event_id=body.event_id,
+                                status="activated" if outcome == "activated" else "already active")
+
+    @app.get("/v1/stats", response_model=StatsResponse, tags=["v1"])
+    async def stats(self, request: Request) -> StatsResponse:
+        """Decisions, rewards, mean reward (95% CI), model version, pending, top items."""
+        self._authorize(request)
+        spec = self.settings.policy
+        raw = await self.store.stats([spec])
+        counters, version = raw["policies"][spec]
+        learned = int(counters.get("learned", 0))
+        mean = ci = None
+        if learned:
+            mean = counters.get("reward_sum", 0.0) / learned
+            if learned > 1:
+                var = max(counters.get("reward_sq", 0.0) / learned - mean * mean, 0.0)
+                half = 1.96 * math.sqrt(var * learned / (learned - 1) / learned)
+                ci = (mean - half, mean + half)
+        return StatsResponse(
+            policies=[PolicyStats(
+                policy=spec, decisions=int(counters.get("decisions", 0)),
+                rewards=int(counters.get("rewards", 0)), learned=learned, mean_reward=mean,
+                mean_reward_ci=ci, learner_updates=version, model_version=self.model.version,
+                pending_decisions=raw["pending"],
+            )],
+            top_clicked=[ItemCount(id=i, count=c) for i, c in raw["clicks"]],
+            top_viewed=[ItemCount(id=i, count=c) for i, c in raw["views"]],
+            log_length=raw["log_length"],
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(self) -> JSONResponse:
+        try:
+            await self.store.ping()
+        except Exception as exc:  # any store failure means not ready
+            return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+        return JSONResponse({"status": "ready", "policy": self.settings.policy,
+                             "model_version": self.model.version})
+
+    @app.get("/ui", include_in_schema=False)
+    async def ui(self) -> Any:
+        page = UI_DIR / "index.html"
+        if not page.exists():
+            raise NotFound("the playground page is not part of this build")
+        return FileResponse(page)
+
+    def check_health(self) -> None:
+        if not self.model.alive():
+            raise RuntimeError("model refresh thread died")
+
+
+__all__ = ["Ingress", "app"]

@@ -1,0 +1,125 @@
+"""The learner: the single writer of one policy's model.
+
+It reads the decision log stream (``rb:log``) in order from the last entry its checkpoint
+contains, applies each final (decision, reward) example once, finalizes decisions whose
+reward wait is over (default reward), and publishes/checkpoints the model. Because the model
+and the position in the log are saved together, a learner that dies and restarts resumes
+from its checkpoint and re-applies exactly the entries the checkpoint did not yet contain:
+every acknowledged reward is learned exactly once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+
+from learners import LearnerError
+from serve.models import read_checkpoint, write_checkpoint
+from serve.settings import Settings
+from serve.state import EXPIRE_SCRIPT, LOG, RETAIN_SECONDS, parse_log_entry
+
+log = logging.getLogger(__name__)
+
+
+class LearnerLoop:
+    """The learning loop for one policy; runs in a thread of the learner deployment."""
+
+    def __init__(self, settings: Settings, spec: str) -> None:
+        self.settings = settings
+        self.spec = spec
+        self.client: Any = redis.Redis.from_url(settings.redis_url or "", socket_timeout=5.0,
+                                           socket_connect_timeout=2.0)
+        self._expire = self.client.register_script(EXPIRE_SCRIPT)
+        checkpoint = read_checkpoint(self.client, spec)
+        self.policy = checkpoint.policy
+        self.log_id = checkpoint.log_id
+        self.published_version = checkpoint.version
+        self.errors = 0
+        self._stop = threading.Event()
+        self._last_publish = time.monotonic()
+        log.info("learner %s resumes at version %d, log id %s", spec, checkpoint.version,
+                 self.log_id)
+
+    def step(self, block_ms: int = 100) -> int:
+        """Expire due decisions, learn new log entries, publish when due; returns examples."""
+        self._expire(args=[time.time(), self.settings.default_reward, 1000, RETAIN_SECONDS])
+        reply = self.client.xread({LOG: self.log_id}, count=500, block=block_ms)
+        learned = 0
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                learned += self._apply(parse_log_entry(entry_id, fields))
+                self.log_id = entry_id.decode()
+        now = time.monotonic()
+        if (self.policy.n_updates != self.published_version or learned) and (
+            now - self._last_publish >= self.settings.publish_interval_ms / 1000.0
+        ):
+            self.publish()
+        return learned
+
+    def _apply(self, record: dict[str, Any]) -> int:
+        if self.settings.learning_mode == "logging-only" or record.get("policy") != self.spec:
+            return 0
+        try:
+            self.policy.learn(record["context"], record["actions"], record["chosen"],
+                              record["probability"], record["reward"])
+        except LearnerError as exc:  # a bad example must not stop learning for everyone
+            self.errors += 1
+            log.warning("skipped log entry %s: %s", record.get("event_id"), exc)
+            return 0
+        return 1
+
+    def publish(self) -> None:
+        self.published_version = write_checkpoint(self.client, self.spec, self.policy,
+                                                  self.log_id)
+        self._last_publish = time.monotonic()
+
+    def run_forever(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except redis.RedisError as exc:
+                log.warning("learner %s: redis unavailable (%s); retrying", self.spec, exc)
+                self._stop.wait(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def learner_deployment():
+    """The Serve deployment that hosts one ``LearnerLoop`` (imported lazily: importing this
+    module must not require Ray)."""
+    from ray import serve as ray_serve
+
+    @ray_serve.deployment(num_replicas=1, max_ongoing_requests=8, health_check_period_s=5)
+    class Learner:
+        def __init__(self, settings: dict[str, Any]) -> None:
+            self.settings = Settings.model_validate(settings)
+            self.loop = LearnerLoop(self.settings, self.settings.policy)
+            self.thread = threading.Thread(target=self.loop.run_forever, name="learner",
+                                           daemon=True)
+            self.thread.start()
+
+        def status(self) -> dict[str, Any]:
+            return {"policy": self.loop.spec, "version": self.loop.policy.n_updates,
+                    "published": self.loop.published_version, "log_id": self.loop.log_id,
+                    "errors": self.loop.errors}
+
+        def check_health(self) -> None:
+            if not self.thread.is_alive():
+                raise RuntimeError("learner thread died")
+
+        def __del__(self) -> None:
+            # Checkpoint on shutdown so a restart resumes exactly here.
+            loop = getattr(self, "loop", None)
+            if loop is not None:
+                loop.stop()
+                self.thread.join(timeout=5)
+                with contextlib.suppress(redis.RedisError):
+                    loop.publish()
+
+    return Learner

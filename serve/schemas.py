@@ -1,0 +1,132 @@
+"""HTTP request and response models (API v1). Used at the boundary only; ``extra="forbid"``
+so a misspelt field is a 422, not silently ignored."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ActionId = str | int
+Interaction = Literal["view", "click", "like", "dislike", "share", "purchase", "rating",
+                      "dismiss"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class ActionIn(Strict):
+    id: ActionId = Field(description="The item's id, unique within the request.")
+    features: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _non_empty(cls, value: ActionId) -> ActionId:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("`id` must be a non-empty string or an integer")
+        return value
+
+
+class RankRequest(Strict):
+    context: dict[str, Any] = Field(default_factory=dict)
+    actions: list[ActionIn] = Field(min_length=1)
+    event_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.:\-]+$")
+    user_id: str | None = Field(None, min_length=1, max_length=128)
+    exclude: list[ActionId] = Field(default_factory=list)
+    top_k: int | None = Field(None, ge=1)
+    deferred: bool = False
+
+
+class RankedItem(BaseModel):
+    id: ActionId
+    probability: float
+
+
+class RankResponse(BaseModel):
+    event_id: str
+    chosen: ActionId
+    ranking: list[RankedItem]
+    policy: str
+    model_version: int
+
+
+class RewardRequest(Strict):
+    """Either ``reward`` (a number) or ``type`` (with ``value`` for ratings)."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    reward: float | None = None
+    type: Interaction | None = None
+    value: float | None = None
+    action_id: ActionId | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RewardRequest:
+        if (self.reward is None) == (self.type is None):
+            raise ValueError("give exactly one of `reward` (a number) or `type`")
+        if self.type == "rating" and (self.value is None or not 1 <= self.value <= 5):
+            raise ValueError(f"a rating needs `value` between 1 and 5, got {self.value}")
+        return self
+
+
+class RewardResponse(BaseModel):
+    event_id: str
+    status: Literal["accepted"]
+    reward: float
+
+
+class EventsRequest(Strict):
+    events: list[dict[str, Any]] = Field(min_length=1)
+
+
+class EventResult(BaseModel):
+    index: int
+    event_id: str | None = None
+    status: int
+    detail: str | None = None
+
+
+class EventsResponse(BaseModel):
+    accepted: int
+    results: list[EventResult]
+
+
+class ActivateRequest(Strict):
+    event_id: str = Field(min_length=1, max_length=128)
+
+
+class ActivateResponse(BaseModel):
+    event_id: str
+    status: Literal["activated", "already active"]
+
+
+class BatchRankRequest(Strict):
+    requests: list[dict[str, Any]] = Field(min_length=1)
+
+
+class BatchRankResponse(BaseModel):
+    results: list[RankResponse | dict[str, Any]]
+
+
+class PolicyStats(BaseModel):
+    policy: str
+    decisions: int
+    rewards: int
+    learned: int
+    mean_reward: float | None
+    mean_reward_ci: tuple[float, float] | None
+    learner_updates: int
+    model_version: int
+    pending_decisions: int
+
+
+class ItemCount(BaseModel):
+    id: str
+    count: int
+
+
+class StatsResponse(BaseModel):
+    policies: list[PolicyStats]
+    top_clicked: list[ItemCount]
+    top_viewed: list[ItemCount]
+    log_length: int

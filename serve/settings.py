@@ -1,0 +1,121 @@
+"""Service configuration: a YAML file and ``RAYBANDIT_*`` environment variables.
+
+Precedence: environment variables over the YAML file over the defaults. ``REDIS_URL`` and
+``RAY_ADDRESS`` are also read without the prefix, as the brief says.
+
+>>> s = Settings(policy="vw:epsilon?epsilon=0.1", reward_wait_seconds=5)
+>>> s.reward_for("rating", 5), s.reward_for("click", None), s.reward_for("dismiss", None)
+(1.0, 1.0, -0.5)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from learners import make_policy
+
+INTERACTIONS = ("view", "click", "like", "dislike", "share", "purchase", "rating", "dismiss")
+
+DEFAULT_REWARDS: dict[str, float] = {
+    "view": 0.0, "click": 1.0, "like": 1.0, "dislike": -1.0, "share": 1.0, "purchase": 1.0,
+    "dismiss": -0.5,
+}
+
+
+class Settings(BaseSettings):
+    """Everything ``raybandit serve`` can be told (see the README's Configuration table)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAYBANDIT_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    data_dir: Path = Path("raybandit-data")
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("RAYBANDIT_REDIS_URL", "REDIS_URL", "redis_url"))
+    ray_address: str | None = Field(
+        None, validation_alias=AliasChoices("RAYBANDIT_RAY_ADDRESS", "RAY_ADDRESS",
+                                            "ray_address"))
+    ray_dashboard: bool = False
+
+    policy: str = "vw:squarecb"
+    learning_mode: Literal["online", "logging-only"] = "online"
+    reward_wait_seconds: float = Field(60.0, gt=0)
+    default_reward: float = 0.0
+    aggregation: Literal["first", "sum", "max"] = "first"
+    rewards: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_REWARDS))
+    rating_range: tuple[float, float] = (0.0, 1.0)
+    reward_min: float = -10.0
+    reward_max: float = 10.0
+
+    replicas: int = Field(1, ge=1)
+    publish_interval_ms: int = Field(200, ge=10)
+    refresh_interval_ms: int = Field(100, ge=10)
+    checkpoint_interval_seconds: float = Field(5.0, gt=0)
+    history_length: int = Field(20, ge=0)
+
+    max_actions: int = Field(200, ge=1)
+    max_features: int = Field(500, ge=1)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_batch: int = Field(1000, ge=1)
+    api_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("policy")
+    @classmethod
+    def _policy_must_parse(cls, spec: str) -> str:
+        make_policy(spec)  # raises a SpecError (a ValueError) naming the problem
+        return spec
+
+    @field_validator("rewards")
+    @classmethod
+    def _known_interactions(cls, rewards: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(rewards) - set(INTERACTIONS))
+        if unknown:
+            raise ValueError(f"unknown interaction types {unknown}; known: {list(INTERACTIONS)}")
+        return {**DEFAULT_REWARDS, **rewards}
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Settings:
+        if self.reward_min >= self.reward_max:
+            raise ValueError("`reward_min` must be below `reward_max`")
+        if not self.reward_min <= self.default_reward <= self.reward_max:
+            raise ValueError("`default_reward` must lie within [reward_min, reward_max]")
+        return self
+
+    def reward_for(self, kind: str, value: float | None) -> float:
+        """The reward of a typed interaction; ratings 1-5 map linearly onto ``rating_range``."""
+        if kind == "rating":
+            low, high = self.rating_range
+            return low + (float(value or 0) - 1.0) / 4.0 * (high - low)
+        return self.rewards[kind]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from a YAML file (optional), the environment, and explicit overrides."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        loaded = yaml.safe_load(Path(config).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config} must hold a mapping of settings")
+        values.update(loaded)
+    # Environment variables win over the file: drop file keys the environment also sets.
+    for key in list(values):
+        if f"RAYBANDIT_{key.upper()}" in os.environ:
+            values.pop(key)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,256 @@
+"""Everything the service keeps in Redis, in one place.
+
+Keys (``{p}`` is the policy spec, ``{e}`` an event id, ``{u}`` a user id):
+
+=========================  ======  =============================================================
+``rb:d:{e}``               hash    a decision awaiting (or just given) its reward: ``decision``
+                                   (its JSON), ``status`` (deferred, pending, done, expired),
+                                   ``reward``, ``n`` (rewards received), ``user``, ``chosen``;
+                                   expires ``reward_wait_seconds`` + ``RETAIN_SECONDS`` after
+                                   it is made, so late duplicates are still recognised
+``rb:deadlines``           zset    pending event ids scored by the time their wait ends
+``rb:log``                 stream  the decision log: one entry per final decision, fields ``d``
+                                   (decision JSON), ``r`` (reward), ``s`` (rewarded/default);
+                                   the learners read it in order, ``export-log`` pages through it
+``rb:model:{p}``           hash    the latest published model: ``bytes``, ``version`` (updates
+                                   learned), ``log_id`` (last log entry in it); this is also the
+                                   checkpoint a restarted learner resumes from
+``rb:stats:{p}``           hash    ``decisions``, ``rewards`` (explicit rewards accepted),
+                                   ``learned``, ``reward_sum``, ``reward_sq`` (of final rewards)
+``rb:items:views`` /       zset    per item: times chosen / times rewarded positively
+``rb:items:clicks``
+``rb:u:{u}:recent``        list    the items the user most recently engaged with (positive
+                                   reward), newest first
+``rb:u:{u}:counts``        hash    the user's interactions by type
+=========================  ======  =============================================================
+
+State changes that must not interleave (making a decision final exactly once, expiring it)
+are Lua scripts, so each runs atomically inside Redis.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+RETAIN_SECONDS = 3600
+LOG = "rb:log"
+DEADLINES = "rb:deadlines"
+VIEWS = "rb:items:views"
+CLICKS = "rb:items:clicks"
+
+
+def decision_key(event_id: str) -> str:
+    return f"rb:d:{event_id}"
+
+
+def model_key(policy: str) -> str:
+    return f"rb:model:{policy}"
+
+
+def stats_key(policy: str) -> str:
+    return f"rb:stats:{policy}"
+
+
+def recent_key(user: str) -> str:
+    return f"rb:u:{user}:recent"
+
+
+def counts_key(user: str) -> str:
+    return f"rb:u:{user}:counts"
+
+
+# Shared Lua: make decision KEYS[1] final with reward `r` and status `s` ('done'/'expired'),
+# append it to the log, count it, and keep the record a while for duplicate detection.
+_FINALIZE = """
+local function finalize(key, event_id, r, s, retain)
+  local policy = redis.call('HGET', key, 'policy')
+  redis.call('HSET', key, 'status', s, 'reward', r)
+  redis.call('EXPIRE', key, retain)
+  redis.call('ZREM', 'rb:deadlines', event_id)
+  redis.call('XADD', 'rb:log', '*', 'd', redis.call('HGET', key, 'decision'), 'r', r,
+             's', s == 'done' and 'rewarded' or 'default')
+  local stats = 'rb:stats:' .. policy
+  redis.call('HINCRBY', stats, 'learned', 1)
+  redis.call('HINCRBYFLOAT', stats, 'reward_sum', r)
+  redis.call('HINCRBYFLOAT', stats, 'reward_sq', tonumber(r) * tonumber(r))
+end
+"""
+
+# KEYS[1] decision key. ARGV: event_id, decision JSON, policy, chosen, user, deferred (0/1),
+# deadline, ttl. Returns 'ok' or 'exists'.
+RANK_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'exists' end
+local status = ARGV[6] == '1' and 'deferred' or 'pending'
+redis.call('HSET', KEYS[1], 'decision', ARGV[2], 'status', status, 'policy', ARGV[3],
+           'chosen', ARGV[4], 'user', ARGV[5], 'n', 0)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
+if status == 'pending' then redis.call('ZADD', 'rb:deadlines', ARGV[7], ARGV[1]) end
+redis.call('HINCRBY', 'rb:stats:' .. ARGV[3], 'decisions', 1)
+redis.call('ZINCRBY', 'rb:items:views', 1, ARGV[4])
+return 'ok'
+"""
+
+# KEYS[1] decision key. ARGV: event_id, reward, aggregation, kind, action_id, history length,
+# retain seconds. Returns the outcome: accepted, unknown, deferred, expired or duplicate.
+REWARD_SCRIPT = _FINALIZE + """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'unknown' end
+if status ~= 'pending' then
+  if status == 'done' then return 'duplicate' end
+  return status
+end
+local r = tonumber(ARGV[2])
+local agg = ARGV[3]
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HINCRBY', 'rb:stats:' .. redis.call('HGET', KEYS[1], 'policy'), 'rewards', 1)
+if agg == 'first' then
+  finalize(KEYS[1], ARGV[1], ARGV[2], 'done', tonumber(ARGV[7]))
+elseif agg == 'sum' then
+  redis.call('HINCRBYFLOAT', KEYS[1], 'reward', r)
+else
+  local current = tonumber(redis.call('HGET', KEYS[1], 'reward'))
+  if n == 1 or current == nil or r > current then redis.call('HSET', KEYS[1], 'reward', r) end
+end
+local item = ARGV[5]
+if item == '' then item = redis.call('HGET', KEYS[1], 'chosen') end
+if r > 0 then redis.call('ZINCRBY', 'rb:items:clicks', 1, item) end
+local user = redis.call('HGET', KEYS[1], 'user')
+local keep = tonumber(ARGV[6])
+if user and user ~= '' and keep > 0 then
+  if r > 0 then
+    redis.call('LPUSH', 'rb:u:' .. user .. ':recent', item)
+    redis.call('LTRIM', 'rb:u:' .. user .. ':recent', 0, keep - 1)
+  end
+  redis.call('HINCRBY', 'rb:u:' .. user .. ':counts', ARGV[4], 1)
+end
+return 'accepted'
+"""
+
+# ARGV: now, default reward, limit, retain. Finalizes pending decisions whose wait is over:
+# with the aggregated reward if any arrived (sum/max), else with the default reward.
+EXPIRE_SCRIPT = _FINALIZE + """
+local ids = redis.call('ZRANGEBYSCORE', 'rb:deadlines', '-inf', ARGV[1], 'LIMIT', 0,
+                       tonumber(ARGV[3]))
+for _, event_id in ipairs(ids) do
+  local key = 'rb:d:' .. event_id
+  local status = redis.call('HGET', key, 'status')
+  if status == 'pending' then
+    local n = tonumber(redis.call('HGET', key, 'n') or '0')
+    if n > 0 then
+      finalize(key, event_id, redis.call('HGET', key, 'reward'), 'done', tonumber(ARGV[4]))
+    else
+      finalize(key, event_id, ARGV[2], 'expired', tonumber(ARGV[4]))
+    end
+  else
+    redis.call('ZREM', 'rb:deadlines', event_id)
+  end
+end
+return #ids
+"""
+
+# KEYS[1] decision key. ARGV: event_id, deadline. Returns activated/already/unknown.
+ACTIVATE_SCRIPT = """
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 'unknown' end
+if status ~= 'deferred' then return 'already' end
+redis.call('HSET', KEYS[1], 'status', 'pending')
+redis.call('ZADD', 'rb:deadlines', ARGV[2], ARGV[1])
+return 'activated'
+"""
+
+
+def parse_log_entry(entry_id: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+    """A log stream entry as the decision-log contract's record."""
+    import orjson
+
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    get = {text(k): v for k, v in fields.items()}
+    record = orjson.loads(get["d"])
+    record["reward"] = float(text(get["r"]))
+    return record
+
+
+class Store:
+    """Async access to the state above, for the ingress replicas."""
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        # Fail fast: a request must get a 503 in about a second, not hang, while Redis is down.
+        self.redis = aioredis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=1.0, retry_on_timeout=False,
+            health_check_interval=10,
+        )
+        self._rank = self.redis.register_script(RANK_SCRIPT)
+        self._reward = self.redis.register_script(REWARD_SCRIPT)
+        self._activate = self.redis.register_script(ACTIVATE_SCRIPT)
+
+    async def record_decision(
+        self, *, event_id: str, decision_json: bytes, policy: str, chosen: str, user: str,
+        deferred: bool, deadline: float, ttl: int,
+    ) -> bool:
+        """Store a new decision; False when the event id is already taken."""
+        outcome = await self._rank(
+            keys=[decision_key(event_id)],
+            args=[event_id, decision_json, policy, chosen, user, int(deferred), deadline, ttl],
+        )
+        return _text(outcome) == "ok"
+
+    async def reward(
+        self, *, event_id: str, reward: float, aggregation: str, kind: str, action_id: str,
+        history_length: int,
+    ) -> str:
+        outcome = await self._reward(
+            keys=[decision_key(event_id)],
+            args=[event_id, repr(float(reward)), aggregation, kind, action_id, history_length,
+                  RETAIN_SECONDS],
+        )
+        return _text(outcome)
+
+    async def activate(self, event_id: str, deadline: float) -> str:
+        return _text(await self._activate(keys=[decision_key(event_id)], args=[event_id, deadline]))
+
+    async def user_history(self, user: str, length: int) -> dict[str, Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(recent_key(user), 0, length - 1)
+        pipe.hgetall(counts_key(user))
+        recent, counts = await pipe.execute()
+        # log-scaled counts stay in a range linear learners handle at any account age
+        history: dict[str, Any] = {f"n_{_text(k)}": round(math.log1p(int(v)), 4)
+                                   for k, v in counts.items()}
+        if recent:
+            history["recent"] = list(dict.fromkeys(_text(item) for item in recent))
+        return history
+
+    async def stats(self, policies: list[str]) -> dict[str, Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for policy in policies:
+            pipe.hgetall(stats_key(policy))
+            pipe.hget(model_key(policy), "version")
+        pipe.zcard(DEADLINES)
+        pipe.zrevrange(CLICKS, 0, 9, withscores=True)
+        pipe.zrevrange(VIEWS, 0, 9, withscores=True)
+        pipe.xlen(LOG)
+        replies = await pipe.execute()
+        per_policy = {}
+        for i, policy in enumerate(policies):
+            raw, version = replies[2 * i], replies[2 * i + 1]
+            per_policy[policy] = ({_text(k): float(v) for k, v in raw.items()},
+                                  int(version or 0))
+        pending, clicks, views, log_length = replies[2 * len(policies):]
+        return {"policies": per_policy, "pending": int(pending), "log_length": int(log_length),
+                "clicks": [(_text(i), int(c)) for i, c in clicks],
+                "views": [(_text(i), int(c)) for i, c in views]}
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

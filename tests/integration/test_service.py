@@ -1,0 +1,177 @@
+"""The service over real HTTP: real Ray Serve app, real Redis server."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+
+import pytest
+import redis
+
+from serve.client import APIError, Client
+from serve.export import iter_log
+from serve.runtime import Service
+from tests.integration.conftest import wait_for
+
+ITEMS = [{"id": f"item{i}", "features": {"topic": f"t{i}", "length": 1 + i % 3}}
+         for i in range(5)]
+TASTE = {"alice": "item2", "bob": "item4"}
+
+
+def test_learns_a_hidden_preference_over_http(client: Client) -> None:
+    rng = random.Random(3)
+    hits = []
+    for step in range(400):
+        user = rng.choice(list(TASTE))
+        r = client.rank({"user": user}, ITEMS, event_id=f"learn-{step}")
+        assert r["ranking"][0]["id"] == r["chosen"]
+        assert abs(sum(item["probability"] for item in r["ranking"]) - 1) < 1e-9
+        liked = r["chosen"] == TASTE[user]
+        click = rng.random() < (0.9 if liked else 0.1)
+        client.reward(r["event_id"], 1.0 if click else 0.0)
+        hits.append(liked)
+    assert sum(hits[-100:]) >= 70, f"preferred item chosen {sum(hits[-100:])}/100 at the end"
+
+
+def test_same_event_id_is_refused_twice(client: Client) -> None:
+    client.rank({"user": "x"}, ITEMS, event_id="dup-rank")
+    with pytest.raises(APIError) as err:
+        client.rank({"user": "x"}, ITEMS, event_id="dup-rank")
+    assert err.value.status == 409
+
+
+def log_entries(url: str, event_id: str) -> list[dict]:
+    return [r for r in iter_log(redis.Redis.from_url(url)) if r["event_id"] == event_id]
+
+
+def test_duplicate_reward_is_learned_once(client: Client, service: Service) -> None:
+    r = client.rank({"user": "carol"}, ITEMS)
+    assert client.reward(r["event_id"], 1.0)["status"] == "accepted"
+    with pytest.raises(APIError) as err:
+        client.reward(r["event_id"], 1.0)
+    assert err.value.status == 409
+    entries = log_entries(service.settings.redis_url, r["event_id"])
+    assert len(entries) == 1 and entries[0]["reward"] == 1.0
+    assert entries[0]["chosen"] == r["chosen"] and entries[0]["probability"] > 0
+
+
+def test_unknown_event_is_404(client: Client) -> None:
+    with pytest.raises(APIError) as err:
+        client.reward("never-ranked", type="click")
+    assert err.value.status == 404
+
+
+def test_unrewarded_decision_is_learned_with_the_default_reward(client: Client,
+                                                                service: Service) -> None:
+    r = client.rank({"user": "dave"}, ITEMS)
+    before = client.stats()["policies"][0]["learned"]
+    entries = wait_for(lambda: log_entries(service.settings.redis_url, r["event_id"]),
+                       timeout=service.settings.reward_wait_seconds + 5)
+    assert entries[0]["reward"] == service.settings.default_reward
+    assert client.stats()["policies"][0]["learned"] > before
+    with pytest.raises(APIError) as err:  # too late: it was learned without a reward
+        client.reward(r["event_id"], 1.0)
+    assert err.value.status == 404 and "expired" in err.value.detail
+
+
+def test_typed_interactions_and_batch_events(client: Client, service: Service) -> None:
+    a, b, c = (client.rank({"user": "erin"}, ITEMS) for _ in range(3))
+    result = client.events([
+        {"event_id": a["event_id"], "type": "rating", "value": 5},
+        {"event_id": b["event_id"], "type": "frown"},
+        {"event_id": "nope", "type": "click"},
+        {"event_id": c["event_id"], "type": "like"},
+    ])
+    assert [item["status"] for item in result["results"]] == [202, 422, 404, 202]
+    assert result["accepted"] == 2
+    assert log_entries(service.settings.redis_url, a["event_id"])[0]["reward"] == 1.0
+
+
+def test_deferred_decisions_are_learned_only_once_activated(client: Client) -> None:
+    r = client.rank({"user": "frank"}, ITEMS, deferred=True)
+    with pytest.raises(APIError) as err:
+        client.reward(r["event_id"], 1.0)
+    assert err.value.status == 409
+    assert client.activate(r["event_id"])["status"] == "activated"
+    assert client.reward(r["event_id"], 1.0)["status"] == "accepted"
+
+
+def test_both_replicas_serve_the_updated_model(service: Service, client: Client) -> None:
+    import httpx
+
+    published = int(redis.Redis.from_url(service.settings.redis_url).hget(
+        "rb:model:vw:squarecb", "version") or 0)
+    assert published > 0
+
+    def replicas_current() -> bool:
+        seen: dict[str, int] = {}
+        for _ in range(40):
+            response = httpx.post(f"{service.settings.url}/v1/rank",
+                                  json={"context": {}, "actions": ITEMS})
+            seen[response.headers["x-raybandit-replica"]] = response.json()["model_version"]
+        return len(seen) == 2 and all(v >= published for v in seen.values())
+
+    wait_for(replicas_current, timeout=10)
+
+
+def test_user_history_personalizes_a_bare_user_id(client: Client) -> None:
+    # Two users who send nothing but their id; each only likes "their" item. Only the
+    # server-side history features (recent items) can tell them apart.
+    items = [{"id": name, "features": {}} for name in ("hx", "hy", "hz")]
+    favourite = {"uh1": "hx", "uh2": "hy"}
+    rng = random.Random(5)
+    for user, item in favourite.items():  # a first interaction so that history exists
+        r = client.rank({}, items, user_id=user)
+        client.reward(r["event_id"], type="like", action_id=item)
+    for _ in range(300):
+        user = rng.choice(list(favourite))
+        r = client.rank({}, items, user_id=user)
+        liked = r["chosen"] == favourite[user]
+        client.reward(r["event_id"], type="like" if liked else "dismiss",
+                      action_id=r["chosen"] if liked else None)
+    time.sleep(0.5)
+    first = {user: client.rank({}, items, user_id=user)["ranking"][0]["id"]
+             for user in favourite}
+    assert first == favourite
+
+
+def test_restart_resumes_the_same_model(service: Service, service_settings) -> None:
+    store = redis.Redis.from_url(service_settings.redis_url)
+    # let earlier tests' decisions finish their wait so the model stops changing
+    wait_for(lambda: store.zcard("rb:deadlines") == 0, timeout=15)
+    time.sleep(0.5)
+    # deferred probes are never learned, so asking them changes nothing
+    probes = [(f"probe-{i}", {"user": random.Random(i).choice(list(TASTE))}) for i in range(20)]
+
+    def rankings() -> list:
+        with Client(service.settings.url) as api:
+            out = [api.rank(ctx, ITEMS, event_id=eid, deferred=True) for eid, ctx in probes]
+        for event_id, _ in probes:  # free the ids so the same probes can be asked again
+            store.delete(f"rb:d:{event_id}")
+        return [(r["chosen"], r["ranking"], r["model_version"]) for r in out]
+
+    before = rankings()
+    version = before[0][2]
+    assert version > 0 and all(b[2] == version for b in before)
+    service.stop()
+    assert int(store.hget("rb:model:vw:squarecb", "version")) == version
+    service.start()
+    after = rankings()
+    assert after == before
+
+
+def test_export_log_writes_the_contract_format(service: Service, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "log.jsonl"
+    done = subprocess.run([sys.executable, "-m", "raybandit.cli", "export-log", str(out),
+                           "--redis-url", service.settings.redis_url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) >= 400
+    assert set(lines[0]) == {"event_id", "timestamp", "context", "actions", "chosen",
+                             "probability", "reward", "policy"}
+    assert all(0 < line["probability"] <= 1 for line in lines)
