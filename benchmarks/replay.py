@@ -20,10 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from benchmarks.common import emit, machine, reward, stream  # noqa: E402
-from learners.decision_log import write_log  # noqa: E402
-from simulator.logs import read_log  # noqa: E402
-from simulator.runner import replay  # noqa: E402
+from benchmarks.common import emit, machine, reward, stream
+from learners.decision_log import write_log
+from simulator.logs import read_log
+from simulator.runner import replay
 
 
 def make_log(path: Path, n: int) -> None:

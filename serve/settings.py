@@ -57,7 +57,6 @@ class Settings(BaseSettings):
     replicas: int = Field(1, ge=1)
     publish_interval_ms: int = Field(200, ge=10)
     refresh_interval_ms: int = Field(100, ge=10)
-    checkpoint_interval_seconds: float = Field(5.0, gt=0)
     history_length: int = Field(20, ge=0)
 
     max_actions: int = Field(200, ge=1)
