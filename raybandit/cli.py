@@ -210,15 +210,98 @@ def replay(
 
 
 @experiment_app.command("run")
-def experiment_run(file: Annotated[Path, typer.Argument(help="Experiment YAML.")]) -> None:
-    """Run an experiment definition and record it in MLflow."""
-    _not_yet("raybandit experiment run", 5)
+def experiment_run(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Experiment YAML.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run an experiment definition and record it in MLflow (parent run + child runs)."""
+    from experiments.definitions import load_experiment
+    from experiments.run import run_experiment
+    from experiments.tracking import tracking_uri
+
+    try:
+        experiment = load_experiment(file)
+    except ValueError as exc:
+        _fail(f"bad experiment {file}: {exc}")
+    total = experiment.steps * len(experiment.policies) * experiment.seeds \
+        if experiment.kind == "simulate" else 0
+    with _progress(total, f"experiment {experiment.name}", not as_json and sys.stderr.isatty()) as bar:
+        record = run_experiment(experiment, progress=bar.update)
+    payload = {"experiment": record.experiment, "run_id": record.run_id,
+               "tracking_uri": tracking_uri(), **record.summary}
+    if as_json:
+        print(json.dumps(payload, default=_json_default))
+        return
+    console.print(f"recorded run {record.run_id} of experiment {record.experiment!r} in "
+                  f"{tracking_uri()}")
+    experiment_compare(record.experiment, out=None)
 
 
 @experiment_app.command("compare")
-def experiment_compare(name: Annotated[str | None, typer.Argument()] = None) -> None:
-    """Compare the runs of an experiment recorded in MLflow."""
-    _not_yet("raybandit experiment compare", 5)
+def experiment_compare(
+    name: Annotated[str | None, typer.Argument(help="Experiment name (default: the latest run).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the comparison plot.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Compare the latest run of an experiment recorded in MLflow: table and plot."""
+    from experiments.compare import compare, plot_comparison
+
+    try:
+        result = compare(name)
+    except LookupError as exc:
+        _fail(str(exc))
+    plot = None
+    if result.rows:
+        plot = plot_comparison(result, out or Path("results") / f"compare-{_slug(result.experiment)}.png")
+    if as_json:
+        print(json.dumps({"experiment": result.experiment, "run_id": result.run_id,
+                          "baseline": result.baseline, "plot": str(plot) if plot else None,
+                          "rows": [r.__dict__ for r in result.rows],
+                          "replay": result.replay}, default=_json_default))
+        return
+    if result.kind == "replay":
+        table = Table(title=f"{result.experiment} (replay, run {result.run_id[:8]})")
+        for column in ("policy", "estimator", "value", "95% CI", "n"):
+            table.add_column(column)
+        for row in result.replay:
+            for estimator in ("replay", "ips", "snips", "dm", "dr"):
+                if estimator in row:
+                    table.add_row(row["policy"], estimator, _fmt(row[estimator]),
+                                  _interval((row.get(f"{estimator}.ci_low", math.nan),
+                                             row.get(f"{estimator}.ci_high", math.nan))),
+                                  str(int(row.get(f"{estimator}.n", 0))))
+        out_console.print(table)
+        return
+    table = Table(title=f"{result.experiment} (run {result.run_id[:8]})")
+    for column in ("policy", "seeds", "mean reward", "95% CI", f"diff vs {result.baseline}", "95% CI"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for r in result.rows:
+        table.add_row(r.policy, str(r.n), _fmt(r.mean), _interval(r.ci),
+                      "-" if r.difference is None else _fmt(r.difference),
+                      "-" if r.difference_ci is None else _interval(r.difference_ci))
+    out_console.print(table)
+    console.print(f"plot: {plot}")
+
+
+@experiment_app.command("register")
+def experiment_register(
+    model_name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias: Annotated[str | None, typer.Option(help="Alias to point at the new version, e.g. champion.")] = None,
+    policy: Annotated[str | None, typer.Option(help="Policy spec (default: the service's).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded store's data directory.")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="External Redis URL.")] = None,
+) -> None:
+    """Register the service's current model in the MLflow model registry."""
+    from experiments.registry import log_policy
+    from serve.export import current_policy
+
+    try:
+        current = current_policy(policy, data_dir=data_dir,
+                                 redis_url=redis_url or os.environ.get("REDIS_URL"))
+    except (FileNotFoundError, LookupError) as exc:
+        _fail(str(exc))
+    uri = log_policy(current, registered_name=model_name, alias=alias, run_name="service-model")
+    console.print(f"registered {current.spec} (version {current.n_updates}) as {uri}")
 
 
 def _slug(text: str) -> str:

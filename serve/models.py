@@ -27,11 +27,19 @@ class Checkpoint:
     log_id: str
 
 
-def read_checkpoint(client: Any, spec: str) -> Checkpoint:
-    """The published model of ``spec``, or a fresh policy when none exists yet."""
+def read_checkpoint(client: Any, spec: str, initial_model: str | None = None) -> Checkpoint:
+    """The published model of ``spec``; when none exists yet, the registered
+    ``initial_model`` (``models:/NAME@ALIAS``) or else a fresh policy."""
     data, version, log_id = client.hmget(model_key(spec), ["bytes", "version", "log_id"])
     if not data:
-        return Checkpoint(make_policy(spec), 0, "0-0")
+        policy = make_policy(spec)
+        if initial_model:
+            # the registry is the one place besides experiments that knows MLflow
+            from experiments.registry import load_policy_bytes
+
+            policy.load(load_policy_bytes(initial_model))
+            policy.spec = spec
+        return Checkpoint(policy, policy.n_updates, "0-0")
     policy = load_policy(data)
     policy.spec = spec
     return Checkpoint(policy, int(version or 0), (log_id or b"0-0").decode())

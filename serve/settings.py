@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     ray_dashboard: bool = False
 
     policy: str = "vw:squarecb"
+    initial_model: str | None = Field(
+        None, description="registered MLflow model to start from when no checkpoint exists, "
+                          "e.g. models:/ranker@champion")
     learning_mode: Literal["online", "logging-only"] = "online"
     reward_wait_seconds: float = Field(60.0, gt=0)
     default_reward: float = 0.0

@@ -74,11 +74,15 @@ class SimulationResult:
 
 
 def simulate(
-    env_spec: str, policy_spec: str, steps: int, seed: int, progress: Progress | None = None
+    env_spec: str, policy_spec: str, steps: int, seed: int, progress: Progress | None = None,
+    initial_model: bytes | None = None,
 ) -> SimulationResult:
-    """Play ``policy_spec`` online for ``steps`` rounds of ``env_spec`` with ``seed``."""
+    """Play ``policy_spec`` online for ``steps`` rounds of ``env_spec`` with ``seed``;
+    ``initial_model`` (``Policy.save`` bytes) warm-starts the policy."""
     env = make_environment(env_spec)
     policy = make_policy(policy_spec, seed=seed)
+    if initial_model is not None:
+        policy.load(initial_model)
     rewards, expected, optimal = [], [], []
     tick = max(1, steps // 100)
     for step, rnd in enumerate(env.rounds(steps, seed)):
@@ -103,22 +107,25 @@ def sweep(
     seeds: Sequence[int],
     use_ray: bool = True,
     progress: Progress | None = None,
+    initial_models: dict[str, bytes] | None = None,
 ) -> list[SimulationResult]:
     """All (policy, seed) runs; as Ray tasks (one per run) when ``use_ray``."""
+    warm = initial_models or {}
     make_environment(env_spec)  # fail fast on a bad spec, before any task starts
     for spec in policy_specs:
         make_policy(spec)
     jobs = [(spec, seed) for spec in policy_specs for seed in seeds]
     if not use_ray or len(jobs) == 1:
-        return [simulate(env_spec, spec, steps, seed, progress) for spec, seed in jobs]
+        return [simulate(env_spec, spec, steps, seed, progress, warm.get(spec))
+                for spec, seed in jobs]
     import ray
 
     from simulator.cluster import ensure_ray
 
     ensure_ray()
-    remote = ray.remote(num_cpus=1)(simulate)
-    pending = {remote.remote(env_spec, spec, steps, seed): i for i, (spec, seed) in
-               enumerate(jobs)}
+    remote: Any = ray.remote(num_cpus=1)(simulate)
+    pending = {remote.remote(env_spec, spec, steps, seed, None, warm.get(spec)): i
+               for i, (spec, seed) in enumerate(jobs)}
     results: list[SimulationResult | None] = [None] * len(jobs)
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
@@ -228,6 +235,7 @@ def replay(
     log_name: str = "",
     learn: bool = True,
     progress: Progress | None = None,
+    initial_models: dict[str, bytes] | None = None,
 ) -> ReplayReport:
     """Evaluate every policy on one pass over ``decisions``.
 
@@ -237,6 +245,8 @@ def replay(
     are counted in ``skipped_reasons`` and not used.
     """
     policies = {spec: make_policy(spec, seed=0) for spec in policy_specs}
+    for spec, data in (initial_models or {}).items():
+        policies[spec].load(data)
     stats = {(spec, name): make_estimator(name) for spec in policy_specs for name in estimators}
     base_terms: dict[str, float] = {}
     diffs = {(spec, name): make_estimator(name) for spec in policy_specs for name in estimators}
