@@ -66,8 +66,9 @@ def compare(name: str | None = None) -> Comparison:
     policies = parent.data.params["policies"].split(",")
     kind = parent.data.tags["raybandit.kind"]
     if kind == "replay":
-        estimates = [{"policy": c.data.tags["raybandit.policy"], **c.data.metrics}
-                     for c in children]
+        estimates = sorted(
+            ({"policy": c.data.tags["raybandit.policy"], **c.data.metrics} for c in children),
+            key=lambda row: policies.index(row["policy"]) if row["policy"] in policies else 0)
         return Comparison(name, parent.info.run_id, kind, baseline, [], estimates)
     by_seed: dict[str, dict[str, float]] = {}
     for child in children:

@@ -209,6 +209,28 @@ def replay(
         console.print(f"[yellow]skipped {count} decision(s): {reason}[/yellow]")
 
 
+@app.command()
+def traffic(
+    url: Annotated[str, typer.Option(help="The running service.")] = "http://127.0.0.1:8000",
+    env: Annotated[str, typer.Option("--env", help="Environment the simulated users come from.")] = "personalization",
+    decisions: Annotated[int, typer.Option(min=1, help="How many rank calls.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated users.")] = 0,
+    api_key: Annotated[str | None, typer.Option(envvar="RAYBANDIT_API_KEY", help="API key, if the service needs one.")] = None,
+) -> None:
+    """Drive a running service with simulated users through its real HTTP API."""
+    from raybandit.traffic import drive
+    from serve.client import APIError
+
+    with _progress(decisions, f"traffic {env}", sys.stderr.isatty()) as bar:
+        try:
+            report = drive(url, env, decisions, seed, progress=bar.update, api_key=api_key)
+        except APIError as exc:
+            _fail(f"the service answered {exc}")
+    console.print(f"{report.decisions} decisions, {report.rewards} rewards; mean reward "
+                  f"{report.mean_reward:.3f} (expected {report.mean_expected:.3f}, "
+                  f"optimal {report.optimal:.3f})")
+
+
 @experiment_app.command("run")
 def experiment_run(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Experiment YAML.")],
