@@ -41,6 +41,10 @@ class Unauthorized(ServiceError):
     status = 401
 
 
+class Forbidden(ServiceError):
+    status = 403
+
+
 class Unavailable(ServiceError):
     status = 503
 

@@ -21,9 +21,18 @@ from pydantic import ValidationError
 from ray import serve as ray_serve
 from ray.serve.handle import DeploymentHandle
 
-from learners import featurize
+from learners import LearnerError, featurize
+from learners.policy import read_header
 from serve import errors
-from serve.errors import Conflict, Invalid, NotFound, ServiceError, TooLarge, Unauthorized
+from serve.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    TooLarge,
+    Unauthorized,
+)
 from serve.models import ModelFollower
 from serve.schemas import (
     ActivateRequest,
@@ -43,7 +52,7 @@ from serve.schemas import (
     StatsResponse,
 )
 from serve.settings import Settings
-from serve.state import RETAIN_SECONDS, Store
+from serve.state import RETAIN_SECONDS, Store, model_key
 
 log = logging.getLogger(__name__)
 UI_DIR = Path(__file__).parent / "ui"
@@ -100,6 +109,25 @@ class Ingress:
         given = header.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
         if not any(secrets.compare_digest(given, key) for key in keys):
             raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
+
+    def _authorize_admin(self, request: Request) -> None:
+        """Admin calls (model export/import, reset) always need a key."""
+        if not self.settings.api_keys:
+            raise Forbidden("admin calls are disabled until `api_keys` are configured")
+        self._authorize(request)
+
+    async def _learner_call(self, method: str, *args: Any) -> Any:
+        if self.learner is None:
+            raise ServiceError("this deployment has no learner")
+        try:
+            return await getattr(self.learner, method).remote(*args)
+        except LearnerError:
+            raise
+        except Exception as exc:  # the learner's own error travels wrapped by Ray
+            cause = getattr(exc, "cause", None) or exc
+            if isinstance(cause, LearnerError):
+                raise Invalid(str(cause)) from exc
+            raise
 
     def _check_limits(self, body: RankRequest) -> None:
         s = self.settings
@@ -265,6 +293,34 @@ class Ingress:
             top_viewed=[ItemCount(id=i, count=c) for i, c in raw["views"]],
             log_length=raw["log_length"],
         )
+
+    @app.get("/v1/admin/model", tags=["admin"], response_class=Response)
+    async def export_model(self, request: Request) -> Response:
+        """The latest published model (``Policy.save`` bytes): a backup (API key needed)."""
+        self._authorize_admin(request)
+        data = await self.store.redis.hget(model_key(self.settings.policy), "bytes")
+        if data is None:
+            data = self.model.policy.save()
+        return Response(content=data, media_type="application/octet-stream")
+
+    @app.put("/v1/admin/model", tags=["admin"])
+    async def import_model(self, request: Request) -> dict[str, Any]:
+        """Restore a model exported before; learning continues from it (API key needed)."""
+        self._authorize_admin(request)
+        data = await request.body()
+        try:
+            read_header(data)
+        except LearnerError as exc:
+            raise Invalid(str(exc)) from exc
+        version = await self._learner_call("import_model", data)
+        return {"status": "imported", "model_version": version}
+
+    @app.post("/v1/admin/reset", tags=["admin"])
+    async def reset(self, request: Request) -> dict[str, Any]:
+        """Start over from a fresh model (API key needed)."""
+        self._authorize_admin(request)
+        version = await self._learner_call("reset")
+        return {"status": "reset", "model_version": version}
 
     @app.get("/healthz", tags=["ops"])
     async def healthz(self) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from learners import LearnerError
+from learners import LearnerError, Policy, load_policy, make_policy
 from serve.models import read_checkpoint, write_checkpoint
 from serve.settings import Settings
 from serve.state import EXPIRE_SCRIPT, LOG, RETAIN_SECONDS, parse_log_entry
@@ -41,14 +41,32 @@ class LearnerLoop:
         self.published_version = -1 if settings.initial_model else checkpoint.version
         self.errors = 0
         self._stop = threading.Event()
+        # step() and the admin commands below both change the model: one at a time
+        self._lock = threading.Lock()
         self._last_publish = time.monotonic()
         log.info("learner %s resumes at version %d, log id %s", spec, checkpoint.version,
                  self.log_id)
 
     def step(self, block_ms: int = 100) -> int:
         """Expire due decisions, learn new log entries, publish when due; returns examples."""
+        with self._lock:
+            return self._step(block_ms)
+
+    def replace_model(self, policy: Policy) -> int:
+        """Admin import/reset: continue from ``policy`` and from the current end of the log
+        (what the replaced model had not yet learned is not applied to the new one)."""
+        with self._lock:
+            newest = self.client.xrevrange(LOG, count=1)
+            self._step(0)  # apply what was already logged to the outgoing model first
+            self.policy = policy
+            if newest:
+                self.log_id = max(self.log_id, newest[0][0].decode(), key=_stream_order)
+            self.publish()
+            return self.published_version
+
+    def _step(self, block_ms: int) -> int:
         self._expire(args=[time.time(), self.settings.default_reward, 1000, RETAIN_SECONDS])
-        reply = self.client.xread({LOG: self.log_id}, count=500, block=block_ms)
+        reply = self.client.xread({LOG: self.log_id}, count=500, block=block_ms or None)
         learned = 0
         for _, entries in reply or []:
             for entry_id, fields in entries:
@@ -90,6 +108,11 @@ class LearnerLoop:
         self._stop.set()
 
 
+def _stream_order(entry_id: str) -> tuple[int, int]:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence or 0)
+
+
 def learner_deployment():
     """The Serve deployment that hosts one ``LearnerLoop`` (imported lazily: importing this
     module must not require Ray)."""
@@ -103,6 +126,17 @@ def learner_deployment():
             self.thread = threading.Thread(target=self.loop.run_forever, name="learner",
                                            daemon=True)
             self.thread.start()
+
+        def import_model(self, data: bytes) -> int:
+            policy = load_policy(data)
+            if policy.spec.split("?")[0] != self.loop.spec.split("?")[0]:
+                raise LearnerError(f"the model is a {policy.spec}, this service runs "
+                                   f"{self.loop.spec}")
+            policy.spec = self.loop.spec
+            return self.loop.replace_model(policy)
+
+        def reset(self) -> int:
+            return self.loop.replace_model(make_policy(self.loop.spec))
 
         def status(self) -> dict[str, Any]:
             return {"policy": self.loop.spec, "version": self.loop.policy.n_updates,

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
-ActionId = str | int
+# Strict: a float such as 0.0 must not quietly become the id 0, nor "1" the id 1.
+ActionId = StrictStr | StrictInt
 Interaction = Literal["view", "click", "like", "dislike", "share", "purchase", "rating",
                       "dismiss"]
 

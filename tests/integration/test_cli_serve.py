@@ -17,12 +17,12 @@ import httpx
 from serve.redis_server import free_port
 
 
-def start(data_dir: Path, port: int) -> subprocess.Popen:
+def start(data_dir: Path, port: int, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "raybandit.cli", "serve", "--data-dir", str(data_dir),
          "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "1"},
+        env={**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "1", **env},
     )
 
 
@@ -79,10 +79,56 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert len(log.read_text().splitlines()) == 5
 
-    # and a second start resumes: the stats carry on from the first run
-    process = start(data, port)
-    wait_ready(process)
-    stats = httpx.get(f"{url}/v1/stats").json()["policies"][0]
-    assert stats["decisions"] == 5 and stats["learned"] == 5 and stats["model_version"] == 5
-    out = stop(process, signal.SIGINT)
+    # a second start resumes (the stats carry on), this time with API keys required
+    key = "s3cret-key-for-tests"
+    process = start(data, port, RAYBANDIT_API_KEYS=json.dumps([key]))
+    try:
+        wait_ready(process)
+        assert httpx.get(f"{url}/v1/stats").status_code == 401
+        assert httpx.get(f"{url}/v1/stats", headers={"Authorization": "Bearer nope"}
+                         ).status_code == 401
+        auth = {"Authorization": f"Bearer {key}"}
+        stats = httpx.get(f"{url}/v1/stats", headers=auth).json()["policies"][0]
+        assert stats["decisions"] == 5 and stats["learned"] == 5 and stats["model_version"] == 5
+        assert_admin_backup_reset_restore(url, auth)
+    finally:
+        out = stop(process, signal.SIGINT)
     assert process.returncode == 0, out
+    done = subprocess.run([sys.executable, "-m", "raybandit.cli", "export-log", str(log),
+                           "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and key not in log.read_text()  # no credentials in the log
+
+
+def assert_admin_backup_reset_restore(url: str, auth: dict) -> None:
+    probe = {"context": {"u": 1}, "actions": [{"id": "a", "features": {"t": 1}},
+                                               {"id": "b", "features": {"t": 2}}]}
+
+    def rank(event_id: str) -> dict:
+        return httpx.post(f"{url}/v1/rank", json={**probe, "event_id": event_id},
+                          headers=auth).json()
+
+    def version_is(expected: int) -> bool:
+        return rank(f"v-{time.monotonic()}")["model_version"] == expected
+
+    assert httpx.get(f"{url}/v1/admin/model").status_code == 401
+    backup = httpx.get(f"{url}/v1/admin/model", headers=auth)
+    assert backup.status_code == 200 and backup.content.startswith(b"raybandit-policy/1")
+    def pmf(answer: dict) -> dict:
+        return {item["id"]: item["probability"] for item in answer["ranking"]}
+
+    before = pmf(rank("p1"))
+    assert httpx.post(f"{url}/v1/admin/reset", headers=auth).json()["model_version"] == 0
+    wait(lambda: version_is(0))
+    bad = httpx.put(f"{url}/v1/admin/model", content=b"not a model", headers=auth)
+    assert bad.status_code == 422
+    restored = httpx.put(f"{url}/v1/admin/model", content=backup.content, headers=auth)
+    assert restored.status_code == 200 and restored.json()["model_version"] == 5
+    wait(lambda: version_is(5))
+    assert pmf(rank("p2")) == before  # the restored model ranks exactly as the backed-up one
+
+
+def wait(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
