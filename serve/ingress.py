@@ -342,6 +342,11 @@ class Ingress:
             raise NotFound("the playground page is not part of this build")
         return FileResponse(page)
 
+    @app.get("/ui/catalog.json", include_in_schema=False)
+    async def ui_catalog(self) -> Any:
+        """The demo catalog the playground ranks (a few dozen articles with features)."""
+        return FileResponse(UI_DIR / "catalog.json")
+
     def check_health(self) -> None:
         if not self.model.alive():
             raise RuntimeError("model refresh thread died")
