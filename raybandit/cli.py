@@ -264,9 +264,17 @@ def experiment_compare(
     name: Annotated[str | None, typer.Argument(help="Experiment name (default: the latest run).")] = None,
     out: Annotated[Path | None, typer.Option(help="Where to write the comparison plot.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    live: Annotated[bool, typer.Option("--live", help="Compare the arms of a running service instead.")] = False,
+    url: Annotated[str, typer.Option(help="The running service (with --live).")] = "http://127.0.0.1:8000",
+    api_key: Annotated[str | None, typer.Option(envvar="RAYBANDIT_API_KEY", help="API key, if the service needs one.")] = None,
 ) -> None:
-    """Compare the latest run of an experiment recorded in MLflow: table and plot."""
+    """Compare the latest run of an experiment recorded in MLflow (or, with --live, the
+    arms of a running service): table and plot."""
     from experiments.compare import compare, plot_comparison
+
+    if live:
+        _compare_live(url, api_key, as_json)
+        return
 
     try:
         result = compare(name)
@@ -303,6 +311,28 @@ def experiment_compare(
                       "-" if r.difference_ci is None else _interval(r.difference_ci))
     out_console.print(table)
     console.print(f"plot: {plot}")
+
+
+def _compare_live(url: str, api_key: str | None, as_json: bool) -> None:
+    from serve.client import APIError, Client
+
+    try:
+        with Client(url, api_key=api_key) as client:
+            stats = client.stats()
+    except (APIError, OSError) as exc:
+        _fail(f"cannot read {url}/v1/stats: {exc}")
+    if as_json:
+        print(json.dumps(stats))
+        return
+    table = Table(title=f"live arms at {url} (control: {stats['control']})")
+    for column in ("arm", "decisions", "learned", "mean reward", "95% CI", "diff vs control", "95% CI"):
+        table.add_column(column, justify="left" if column == "arm" else "right")
+    for arm in stats["policies"]:
+        ci, dci = arm["mean_reward_ci"], arm["difference_ci"]
+        table.add_row(arm["policy"], str(arm["decisions"]), str(arm["learned"]),
+                      _fmt(arm["mean_reward"]), _interval(tuple(ci)) if ci else "-",
+                      _fmt(arm["difference_to_control"]), _interval(tuple(dci)) if dci else "-")
+    out_console.print(table)
 
 
 @experiment_app.command("register")

@@ -80,6 +80,43 @@ def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
 
 
+def _mean_ci(counters: dict[str, float]) -> tuple[int, float | None, float | None,
+                                                    tuple[float, float] | None]:
+    """(n, mean, variance, 95% interval) of the final rewards counted in ``counters``."""
+    n = int(counters.get("learned", 0))
+    if not n:
+        return 0, None, None, None
+    mean = counters.get("reward_sum", 0.0) / n
+    if n < 2:
+        return n, mean, None, None
+    var = max(counters.get("reward_sq", 0.0) / n - mean * mean, 0.0) * n / (n - 1)
+    half = 1.96 * math.sqrt(var / n)
+    return n, mean, var, (mean - half, mean + half)
+
+
+def _arm_stats(spec: str, counters: dict[str, float], published: int, serving: int,
+               pending: int) -> PolicyStats:
+    n, mean, _, ci = _mean_ci(counters)
+    return PolicyStats(
+        policy=spec, decisions=int(counters.get("decisions", 0)),
+        rewards=int(counters.get("rewards", 0)), learned=n, mean_reward=mean,
+        mean_reward_ci=ci, learner_updates=published, model_version=serving,
+        pending_decisions=pending,
+    )
+
+
+def _difference(arm: dict[str, float], control: dict[str, float]
+                ) -> tuple[float | None, tuple[float, float] | None]:
+    """Arm minus control mean reward, with a Welch 95% interval."""
+    n1, m1, v1, _ = _mean_ci(arm)
+    n2, m2, v2, _ = _mean_ci(control)
+    if m1 is None or m2 is None or v1 is None or v2 is None:
+        return None, None
+    diff = m1 - m2
+    half = 1.96 * math.sqrt(v1 / n1 + v2 / n2)
+    return diff, (diff - half, diff + half)
+
+
 # Helpers used by the deployment class must be defined above it: @serve.ingress serializes
 # the class where it is defined.
 def _count_features(obj: Any) -> int:
@@ -94,8 +131,12 @@ class Ingress:
         _limits["max_body_bytes"] = self.settings.max_body_bytes
         self.learner = learner
         self.store = Store(self.settings.redis_url or "")
-        self.model = ModelFollower(self.settings.redis_url or "", self.settings.policy,
-                                   self.settings.refresh_interval_ms)
+        self.models = {
+            spec: ModelFollower(self.settings.redis_url or "", spec,
+                                self.settings.refresh_interval_ms)
+            for spec in self.settings.arm_shares
+        }
+        self.model = self.models[self.settings.control_arm]
         context = ray_serve.get_replica_context()
         replica_id = getattr(context, "replica_id", None)
         self.replica = str(getattr(replica_id, "unique_id", replica_id))
@@ -152,7 +193,9 @@ class Ingress:
             if history:
                 context["user_history"] = history
         event_id = body.event_id or secrets.token_hex(16)
-        policy, version = self.model.policy, self.model.version
+        arm = s.assign(body.user_id, event_id)
+        follower = self.models[arm]
+        policy, version = follower.policy, follower.version
         actions = [{"id": a.id, "features": a.features} for a in body.actions]
         ranking = policy.rank(context, actions, exclude=body.exclude or None, top_k=body.top_k,
                               event_id=event_id)
@@ -163,12 +206,12 @@ class Ingress:
             "actions": [{"id": a.id, "features": a.features} for a in ranking.actions],
             "chosen": ranking.chosen,
             "probability": ranking.probability,
-            "policy": s.policy,
+            "policy": arm,
             "model_version": version,
             "user_id": body.user_id,
         }
         stored = await self.store.record_decision(
-            event_id=event_id, decision_json=orjson.dumps(decision), policy=s.policy,
+            event_id=event_id, decision_json=orjson.dumps(decision), policy=arm,
             chosen=str(ranking.chosen), user=body.user_id or "", deferred=body.deferred,
             deadline=time.time() + s.reward_wait_seconds,
             ttl=int(s.reward_wait_seconds + RETAIN_SECONDS) * (24 if body.deferred else 1),
@@ -178,7 +221,7 @@ class Ingress:
         return RankResponse(
             event_id=event_id, chosen=ranking.chosen,
             ranking=[RankedItem(id=r.id, probability=r.probability) for r in ranking.ranking],
-            policy=s.policy, model_version=version,
+            policy=arm, model_version=version,
         )
 
     async def _reward_one(self, body: RewardRequest) -> RewardResponse:
@@ -271,24 +314,21 @@ class Ingress:
     async def stats(self, request: Request) -> StatsResponse:
         """Decisions, rewards, mean reward (95% CI), model version, pending, top items."""
         self._authorize(request)
-        spec = self.settings.policy
-        raw = await self.store.stats([spec])
-        counters, version = raw["policies"][spec]
-        learned = int(counters.get("learned", 0))
-        mean = ci = None
-        if learned:
-            mean = counters.get("reward_sum", 0.0) / learned
-            if learned > 1:
-                var = max(counters.get("reward_sq", 0.0) / learned - mean * mean, 0.0)
-                half = 1.96 * math.sqrt(var * learned / (learned - 1) / learned)
-                ci = (mean - half, mean + half)
+        arms = list(self.settings.arm_shares)
+        raw = await self.store.stats(arms)
+        control = self.settings.control_arm
+        rows = {}
+        for spec in arms:
+            counters, published = raw["policies"][spec]
+            rows[spec] = _arm_stats(spec, counters, published, self.models[spec].version,
+                                    raw["pending"])
+        for spec, row in rows.items():
+            if spec != control:
+                row.difference_to_control, row.difference_ci = _difference(
+                    raw["policies"][spec][0], raw["policies"][control][0])
         return StatsResponse(
-            policies=[PolicyStats(
-                policy=spec, decisions=int(counters.get("decisions", 0)),
-                rewards=int(counters.get("rewards", 0)), learned=learned, mean_reward=mean,
-                mean_reward_ci=ci, learner_updates=version, model_version=self.model.version,
-                pending_decisions=raw["pending"],
-            )],
+            policies=list(rows.values()),
+            control=control,
             top_clicked=[ItemCount(id=i, count=c) for i, c in raw["clicks"]],
             top_viewed=[ItemCount(id=i, count=c) for i, c in raw["views"]],
             log_length=raw["log_length"],
@@ -298,7 +338,7 @@ class Ingress:
     async def export_model(self, request: Request) -> Response:
         """The latest published model (``Policy.save`` bytes): a backup (API key needed)."""
         self._authorize_admin(request)
-        data = await self.store.redis.hget(model_key(self.settings.policy), "bytes")
+        data = await self.store.redis.hget(model_key(self.settings.control_arm), "bytes")
         if data is None:
             data = self.model.policy.save()
         return Response(content=data, media_type="application/octet-stream")
@@ -332,8 +372,8 @@ class Ingress:
             await self.store.ping()
         except Exception as exc:  # any store failure means not ready
             return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
-        return JSONResponse({"status": "ready", "policy": self.settings.policy,
-                             "model_version": self.model.version})
+        return JSONResponse({"status": "ready", "policies": list(self.models),
+                             "model_versions": {s: m.version for s, m in self.models.items()}})
 
     @app.get("/ui", include_in_schema=False)
     async def ui(self) -> Any:
@@ -348,7 +388,7 @@ class Ingress:
         return FileResponse(UI_DIR / "catalog.json")
 
     def check_health(self) -> None:
-        if not self.model.alive():
+        if not all(m.alive() for m in self.models.values()):
             raise RuntimeError("model refresh thread died")
 
 

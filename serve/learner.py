@@ -80,7 +80,11 @@ class LearnerLoop:
         return learned
 
     def _apply(self, record: dict[str, Any]) -> int:
-        if self.settings.learning_mode == "logging-only" or record.get("policy") != self.spec:
+        if self.settings.learning_mode == "logging-only":
+            return 0
+        # Every arm learns from every arm's decisions: the logged probability makes them
+        # off-policy examples (VW weights them by it), so a small arm still learns.
+        if record.get("policy") != self.spec and not self.settings.learn_from_all_arms:
             return 0
         try:
             self.policy.learn(record["context"], record["actions"], record["chosen"],
@@ -122,37 +126,46 @@ def learner_deployment():
     class Learner:
         def __init__(self, settings: dict[str, Any]) -> None:
             self.settings = Settings.model_validate(settings)
-            self.loop = LearnerLoop(self.settings, self.settings.policy)
-            self.thread = threading.Thread(target=self.loop.run_forever, name="learner",
-                                           daemon=True)
-            self.thread.start()
+            # one single-writer loop per arm, each with its own checkpoint and log position
+            self.loops = {spec: LearnerLoop(self.settings, spec)
+                          for spec in self.settings.arm_shares}
+            self.threads = [threading.Thread(target=loop.run_forever, name=f"learn-{spec}",
+                                             daemon=True) for spec, loop in self.loops.items()]
+            for thread in self.threads:
+                thread.start()
+
+        def _loop_for(self, spec: str) -> LearnerLoop:
+            for name, loop in self.loops.items():
+                if name.split("?")[0] == spec.split("?")[0]:
+                    return loop
+            raise LearnerError(f"the model is a {spec}; this service runs {list(self.loops)}")
 
         def import_model(self, data: bytes) -> int:
             policy = load_policy(data)
-            if policy.spec.split("?")[0] != self.loop.spec.split("?")[0]:
-                raise LearnerError(f"the model is a {policy.spec}, this service runs "
-                                   f"{self.loop.spec}")
-            policy.spec = self.loop.spec
-            return self.loop.replace_model(policy)
+            loop = self._loop_for(policy.spec)
+            policy.spec = loop.spec
+            return loop.replace_model(policy)
 
-        def reset(self) -> int:
-            return self.loop.replace_model(make_policy(self.loop.spec))
+        def reset(self, spec: str | None = None) -> int:
+            loop = self._loop_for(spec or self.settings.control_arm)
+            return loop.replace_model(make_policy(loop.spec))
 
-        def status(self) -> dict[str, Any]:
-            return {"policy": self.loop.spec, "version": self.loop.policy.n_updates,
-                    "published": self.loop.published_version, "log_id": self.loop.log_id,
-                    "errors": self.loop.errors}
+        def status(self) -> list[dict[str, Any]]:
+            return [{"policy": loop.spec, "version": loop.policy.n_updates,
+                     "published": loop.published_version, "log_id": loop.log_id,
+                     "errors": loop.errors} for loop in self.loops.values()]
 
         def check_health(self) -> None:
-            if not self.thread.is_alive():
-                raise RuntimeError("learner thread died")
+            if not all(thread.is_alive() for thread in self.threads):
+                raise RuntimeError("a learner thread died")
 
         def __del__(self) -> None:
             # Checkpoint on shutdown so a restart resumes exactly here.
-            loop = getattr(self, "loop", None)
-            if loop is not None:
+            for loop in getattr(self, "loops", {}).values():
                 loop.stop()
-                self.thread.join(timeout=5)
+            for thread in getattr(self, "threads", []):
+                thread.join(timeout=5)
+            for loop in getattr(self, "loops", {}).values():
                 with contextlib.suppress(redis.RedisError):
                     loop.publish()
 

@@ -127,6 +127,8 @@ class PolicyStats(BaseModel):
     learner_updates: int
     model_version: int
     pending_decisions: int
+    difference_to_control: float | None = None
+    difference_ci: tuple[float, float] | None = None
 
 
 class ItemCount(BaseModel):
@@ -136,6 +138,7 @@ class ItemCount(BaseModel):
 
 class StatsResponse(BaseModel):
     policies: list[PolicyStats]
+    control: str
     top_clicked: list[ItemCount]
     top_viewed: list[ItemCount]
     log_length: int

@@ -19,7 +19,7 @@ import yaml
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from learners import make_policy
+from learners import make_policy, seed_from_event_id
 
 INTERACTIONS = ("view", "click", "like", "dislike", "share", "purchase", "rating", "dismiss")
 
@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     ray_dashboard: bool = False
 
     policy: str = "vw:squarecb"
+    arms: dict[str, float] = Field(
+        default_factory=dict,
+        description="A/B: policy spec -> share of traffic; empty means `policy` alone. The "
+                    "first arm is the control unless `control` names another.")
+    control: str | None = None
+    learn_from_all_arms: bool = True
     initial_model: str | None = Field(
         None, description="registered MLflow model to start from when no checkpoint exists, "
                           "e.g. models:/ranker@champion")
@@ -74,6 +80,15 @@ class Settings(BaseSettings):
         make_policy(spec)  # raises a SpecError (a ValueError) naming the problem
         return spec
 
+    @field_validator("arms")
+    @classmethod
+    def _arms_parse(cls, arms: dict[str, float]) -> dict[str, float]:
+        for spec, share in arms.items():
+            make_policy(spec)
+            if not share > 0:
+                raise ValueError(f"arm {spec!r} needs a positive share, got {share}")
+        return arms
+
     @field_validator("rewards")
     @classmethod
     def _known_interactions(cls, rewards: dict[str, float]) -> dict[str, float]:
@@ -88,7 +103,38 @@ class Settings(BaseSettings):
             raise ValueError("`reward_min` must be below `reward_max`")
         if not self.reward_min <= self.default_reward <= self.reward_max:
             raise ValueError("`default_reward` must lie within [reward_min, reward_max]")
+        if self.control is not None and self.control not in self.arm_shares:
+            raise ValueError(f"`control` must be one of the arms, got {self.control!r}")
         return self
+
+    @property
+    def arm_shares(self) -> dict[str, float]:
+        """Every policy served, with its normalised share of traffic."""
+        arms = self.arms or {self.policy: 1.0}
+        total = sum(arms.values())
+        return {spec: share / total for spec, share in arms.items()}
+
+    @property
+    def control_arm(self) -> str:
+        return self.control or next(iter(self.arm_shares))
+
+    def assign(self, user_id: str | None, event_id: str) -> str:
+        """The arm of a decision: sticky per user (hash of the user id), else per request.
+
+        >>> s = Settings(arms={"uniform": 1, "fixed": 1})
+        >>> s.assign("user-7", "e1") == s.assign("user-7", "e2")
+        True
+        """
+        shares = self.arm_shares
+        if len(shares) == 1:
+            return next(iter(shares))
+        u = seed_from_event_id(user_id or event_id, salt="arm") / 2.0**64
+        cumulative = 0.0
+        for spec, share in shares.items():
+            cumulative += share
+            if u < cumulative:
+                return spec
+        return spec
 
     def reward_for(self, kind: str, value: float | None) -> float:
         """The reward of a typed interaction; ratings 1-5 map linearly onto ``rating_range``."""
