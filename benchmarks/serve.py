@@ -1,0 +1,231 @@
+"""Serving benchmark: bounded loopback load against `raybandit serve`, and the same rank load
+against a plain single-process FastAPI + VW app, in the same run.
+
+    python -m benchmarks.serve [--seconds S] [--concurrency 1 8 32]
+
+Reports, as JSON: startup to ready and memory (PSS of every process of the service), rank
+requests/s with p50/p99 latency and server CPU ms per request at each concurrency, reward
+throughput with reward-to-model freshness (time from a 202 to a published model version that
+includes it), batch-rank decisions/s, and the plain app's rank figures with the ratio.
+The load generator is an asyncio httpx client in this process (it shares the 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+
+from benchmarks.common import emit, machine
+from serve.redis_server import free_port
+
+N_ACTIONS, N_ACTION_FEATURES, N_CONTEXT = 10, 4, 20
+
+
+def rank_body(rng: random.Random) -> dict[str, Any]:
+    return {
+        "context": {f"x{i}": round(rng.uniform(-1, 1), 3) for i in range(N_CONTEXT - 2)}
+        | {"segment": rng.choice("abcd"), "device": rng.choice(["ios", "web"])},
+        "actions": [{"id": f"item{k}", "features": {f"f{j}": (k * 7 + j) % 5 / 5
+                                                    for j in range(N_ACTION_FEATURES)}}
+                    for k in range(N_ACTIONS)],
+    }
+
+
+def tree(process: psutil.Process) -> list[psutil.Process]:
+    return [process, *process.children(recursive=True)]
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in processes:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def pss_mb(processes: list[psutil.Process]) -> float:
+    total = 0
+    for p in processes:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_full_info().pss
+    return total / 2**20
+
+
+async def load(url: str, path: str, make_body, seconds: float, concurrency: int,
+               after=None) -> dict[str, Any]:
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def worker(seed: int) -> None:
+        nonlocal errors
+        rng = random.Random(seed)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            while time.perf_counter() < stop_at:
+                start = time.perf_counter()
+                response = await client.post(path, json=make_body(rng))
+                latencies.append(time.perf_counter() - start)
+                if response.status_code >= 300:
+                    errors += 1
+                elif after is not None:
+                    await after(client, response)
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "concurrency": concurrency, "requests": len(latencies), "errors": errors,
+        "requests_per_second": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2) if latencies else None,
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2) if latencies else None,
+    }
+
+
+def measured(server: list[psutil.Process], coro) -> dict[str, Any]:
+    before = cpu_seconds(server)
+    result = asyncio.run(coro)
+    used = cpu_seconds(server) - before
+    result["server_cpu_ms_per_request"] = round(1000 * used / max(result["requests"], 1), 2)
+    return result
+
+
+def wait_http(url: str, timeout: float = 180) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return time.perf_counter() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def freshness(redis_url: str, policy: str, stop: threading.Event, samples: list) -> None:
+    client: Any = redis.Redis.from_url(redis_url)
+    while not stop.is_set():
+        log_id = client.hget(f"rb:model:{policy}", "log_id")
+        samples.append((time.time(), (log_id or b"0-0").decode()))
+        time.sleep(0.01)
+
+
+def freshness_stats(redis_url: str, samples: list, since: float) -> dict[str, Any]:
+    client: Any = redis.Redis.from_url(redis_url)
+    entries = [e[0].decode() for e in client.xrange("rb:log", min=f"{int(since * 1000)}")]
+
+    def key(entry: str) -> tuple[int, int]:
+        a, _, b = entry.partition("-")
+        return int(a), int(b)
+
+    delays, i = [], 0
+    for entry in entries:
+        while i < len(samples) and key(samples[i][1]) < key(entry):
+            i += 1
+        if i == len(samples):
+            break
+        delays.append(samples[i][0] - key(entry)[0] / 1000)
+    delays.sort()
+    if not delays:
+        return {"samples": 0}
+    return {"samples": len(delays), "p50_ms": round(1000 * statistics.median(delays), 1),
+            "p99_ms": round(1000 * delays[int(len(delays) * 0.99)], 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    args = parser.parse_args()
+    out: dict[str, Any] = {"benchmark": "serve", "machine": machine(),
+                           "request": {"actions": N_ACTIONS, "action_features": N_ACTION_FEATURES,
+                                       "context_features": N_CONTEXT}}
+    with tempfile.TemporaryDirectory() as folder:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "5"}
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "raybandit.cli", "serve", "--port",
+                                 str(port), "--data-dir", str(Path(folder) / "data")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        try:
+            wait_http(f"{url}/readyz")
+            while httpx.get(f"{url}/readyz").status_code != 200:
+                time.sleep(0.1)
+            out["startup_seconds"] = round(time.perf_counter() - started, 1)
+            server = tree(psutil.Process(proc.pid))
+            time.sleep(3)
+            out["idle_pss_mb"] = round(pss_mb(tree(psutil.Process(proc.pid))), 1)
+            out["rank"] = [measured(server, load(url, "/v1/rank", rank_body, args.seconds, c))
+                           for c in args.concurrency]
+            info = json.loads((Path(folder) / "data" / "redis" / "redis.json").read_text())
+            redis_url = f"redis://127.0.0.1:{info['port']}/0"
+            samples: list = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=freshness,
+                                       args=(redis_url, "vw:squarecb", stop, samples))
+            since = time.time()
+            sampler.start()
+
+            async def reward(client: httpx.AsyncClient, response: httpx.Response) -> None:
+                await client.post("/v1/reward", json={"event_id": response.json()["event_id"],
+                                                      "reward": 1.0})
+
+            pairs = measured(server, load(url, "/v1/rank", rank_body, args.seconds, 8, reward))
+            time.sleep(2)
+            stop.set()
+            sampler.join()
+            out["rank_and_reward_c8"] = {**pairs, "rewards_per_second": pairs[
+                "requests_per_second"], "freshness": freshness_stats(redis_url, samples, since)}
+
+            def batch_body(rng: random.Random) -> dict[str, Any]:
+                return {"requests": [rank_body(rng) for _ in range(100)]}
+
+            batch = measured(server, load(url, "/v1/rank/batch", batch_body, args.seconds, 4))
+            batch["decisions_per_second"] = round(batch["requests_per_second"] * 100, 1)
+            out["batch_rank_c4"] = batch
+            out["loaded_pss_mb"] = round(pss_mb(tree(psutil.Process(proc.pid))), 1)
+        finally:
+            proc.terminate()
+            proc.wait(120)
+    plain_port = free_port()
+    plain = subprocess.Popen([sys.executable, "-m", "benchmarks.plain_app", str(plain_port)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        plain_url = f"http://127.0.0.1:{plain_port}"
+        wait_http(f"{plain_url}/docs")
+        server = tree(psutil.Process(plain.pid))
+        out["plain_fastapi_vw_rank"] = [
+            measured(server, load(plain_url, "/rank", rank_body, args.seconds, c))
+            for c in args.concurrency]
+    finally:
+        plain.terminate()
+        plain.wait(30)
+    out["ratio_rank_rps_vs_plain"] = [
+        {"concurrency": ours["concurrency"],
+         "ratio": round(ours["requests_per_second"] / base["requests_per_second"], 3)}
+        for ours, base in zip(out["rank"], out["plain_fastapi_vw_rank"], strict=True)]
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()
