@@ -48,38 +48,21 @@ def _raw_vw_text(ex: Example) -> tuple[str, list[str]]:
     return shared, lines
 
 
-def raw_vw(examples: list[Example], vw_args: dict | None = None) -> float:
-    """A hand-written loop over the same VW reduction (same arguments as our policy)."""
+def raw_vw(examples: list[Example], vw_args: dict | None = None,
+           prebuilt: bool = False) -> float:
+    """A hand-written loop over the same VW reduction (same arguments as our policy); with
+    ``prebuilt`` the VW text is built once up front and only predict+learn are timed."""
+    import random
+
     vw_args = vw_args or {"cb_explore_adf": True, "epsilon": 0.05, "quiet": True,
                           "interactions": ["ca", "ci"]}
     ws = Workspace(**vw_args)
-    import random
-
+    texts = [_raw_vw_text(ex) for ex in examples] if prebuilt else None
     rng = random.Random(0)
 
     def run() -> int:
-        for ex in examples:
-            shared, lines = _raw_vw_text(ex)
-            pmf = ws.predict([shared, *lines])
-            chosen, p = sample(pmf, rng.random())
-            labelled = list(lines)
-            labelled[chosen] = f"0:{-reward(ex, chosen)}:{p} {lines[chosen]}"
-            ws.learn([shared, *labelled])
-        return len(examples)
-
-    return rate(run)
-
-
-def raw_vw_prebuilt(examples: list[Example]) -> float:
-    """The ceiling: VW text built once up front, only predict+learn timed."""
-    ws = Workspace(cb_explore_adf=True, epsilon=0.05, quiet=True, interactions=["ca", "ci"])
-    texts = [_raw_vw_text(ex) for ex in examples]
-    import random
-
-    rng = random.Random(0)
-
-    def run() -> int:
-        for ex, (shared, lines) in zip(examples, texts, strict=True):
+        for i, ex in enumerate(examples):
+            shared, lines = texts[i] if texts is not None else _raw_vw_text(ex)
             pmf = ws.predict([shared, *lines])
             chosen, p = sample(pmf, rng.random())
             labelled = list(lines)
@@ -151,7 +134,7 @@ def main() -> None:
     examples = stream(args.examples)
     baselines = {
         "raw_vw_strings_per_call": raw_vw(examples),
-        "raw_vw_prebuilt_strings": raw_vw_prebuilt(examples),
+        "raw_vw_prebuilt_strings": raw_vw(examples, prebuilt=True),
         "raw_river_sgd_epsilon": raw_river(examples),
         "raw_river_linucb_disjoint": raw_river_linucb(examples[: max(200, args.examples // 10)]),
     }

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import tracking
+from simulator.plots import new_figure, save_figure
 from simulator.runner import seed_interval
 
 
@@ -90,13 +91,8 @@ def compare(name: str | None = None) -> Comparison:
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     rows = comparison.rows
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4))
+    fig, ax = new_figure(max(6, 1.4 * len(rows)), 4)
     means = [r.mean for r in rows]
     errors = [[0 if math.isnan(r.ci[0]) else r.mean - r.ci[0] for r in rows],
               [0 if math.isnan(r.ci[1]) else r.ci[1] - r.mean for r in rows]]
@@ -106,9 +102,4 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
     ax.set_ylabel("mean reward (95% CI over seeds)")
     ax.set_title(f"{comparison.experiment} (baseline in grey)")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)

@@ -11,6 +11,27 @@ import numpy as np
 from simulator.runner import SimulationResult
 
 
+def new_figure(width: float, height: float, ncols: int = 1):
+    """A figure on the non-interactive backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, ncols, figsize=(width, height))
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
 def _moving_mean(values: Sequence[float], window: int) -> np.ndarray:
     data = np.asarray(values, dtype=float)
     if window <= 1 or len(data) < window:
@@ -21,17 +42,12 @@ def _moving_mean(values: Sequence[float], window: int) -> np.ndarray:
 
 def plot_simulation(results: Sequence[SimulationResult], path: str | Path, title: str = "") -> Path:
     """Two panels: moving mean reward and cumulative regret, mean over seeds (band: min-max)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     by_policy: dict[str, list[SimulationResult]] = defaultdict(list)
     for result in results:
         by_policy[result.policy].append(result)
     steps = max(r.steps for r in results)
     window = max(1, steps // 40)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, right) = new_figure(12, 4.5, ncols=2)
     for policy, runs in by_policy.items():
         rewards = np.array([_moving_mean(r.rewards, window) for r in runs])
         x = np.arange(rewards.shape[1]) + window
@@ -54,9 +70,4 @@ def plot_simulation(results: Sequence[SimulationResult], path: str | Path, title
     right.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
