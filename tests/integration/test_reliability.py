@@ -112,14 +112,13 @@ def test_redis_outage_is_a_fast_503_and_heals(service, redis_server) -> None:
     url = service.settings.url
     redis_server.stop()
     try:
-        started = time.monotonic()
+        # a hung request would raise httpx.ReadTimeout here instead of answering
         answer = httpx.post(f"{url}/v1/rank", json={"context": {}, "actions": ACTIONS},
-                            timeout=30)
+                            timeout=15)
         assert answer.status_code == 503 and "unavailable" in answer.json()["detail"]
-        assert time.monotonic() - started < 15, "the request hung instead of failing fast"
-        assert httpx.get(f"{url}/readyz", timeout=30).status_code == 503
+        assert httpx.get(f"{url}/readyz", timeout=15).status_code == 503
         assert httpx.post(f"{url}/v1/reward", json={"event_id": "x", "reward": 1},
-                          timeout=30).status_code == 503
+                          timeout=15).status_code == 503
     finally:
         redis_server.start()
 
