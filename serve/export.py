@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from learners import Policy
-from learners.decision_log import write_log
+from learners.decision_log import COLUMNS, write_log
 from serve.models import read_checkpoint
 from serve.redis_server import EmbeddedRedis, running_url
 from serve.state import LOG, parse_log_entry
@@ -21,10 +21,9 @@ def iter_log(client: Any, page: int = 1000) -> Iterator[dict[str, Any]]:
     start = "-"
     while True:
         entries = client.xrange(LOG, min=start, max="+", count=page)
-        for entry_id, fields in entries:
-            yield {k: v for k, v in parse_log_entry(entry_id, fields).items()
-                   if k in ("event_id", "timestamp", "context", "actions", "chosen",
-                            "probability", "reward", "policy")}
+        for _, fields in entries:
+            record = parse_log_entry(fields)
+            yield {k: v for k, v in record.items() if k in COLUMNS}
         if len(entries) < page:
             return
         start = "(" + entries[-1][0].decode()

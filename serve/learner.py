@@ -70,7 +70,7 @@ class LearnerLoop:
         learned = 0
         for _, entries in reply or []:
             for entry_id, fields in entries:
-                learned += self._apply(parse_log_entry(entry_id, fields))
+                learned += self._apply(parse_log_entry(fields))
                 self.log_id = entry_id.decode()
         now = time.monotonic()
         if (self.policy.n_updates != self.published_version or learned) and (

@@ -10,7 +10,6 @@ Precedence: environment variables over the YAML file over the defaults. ``REDIS_
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -163,7 +162,3 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)
 
-
-@functools.cache
-def get_settings() -> Settings:
-    return Settings()

@@ -160,7 +160,7 @@ return 'activated'
 """
 
 
-def parse_log_entry(entry_id: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+def parse_log_entry(fields: dict[Any, Any]) -> dict[str, Any]:
     """A log stream entry as the decision-log contract's record."""
     import orjson
 

@@ -9,7 +9,6 @@ baseline come for free.
 
 from __future__ import annotations
 
-import logging
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
@@ -20,9 +19,7 @@ from learners import make_policy
 from learners.types import LoggedDecision
 from learners.vw_format import DEFAULT_INTERACTIONS
 from simulator.environments import make_environment
-from simulator.estimators import Z95, Estimate, MeanStat, make_estimator
-
-log = logging.getLogger(__name__)
+from simulator.estimators import Z95, Estimate, Estimator, MeanStat, make_estimator
 
 Progress = Callable[[int], None]
 
@@ -248,7 +245,6 @@ def replay(
     for spec, data in (initial_models or {}).items():
         policies[spec].load(data)
     stats = {(spec, name): make_estimator(name) for spec in policy_specs for name in estimators}
-    base_terms: dict[str, float] = {}
     diffs = {(spec, name): make_estimator(name) for spec in policy_specs for name in estimators}
     model = RewardModel() if {"dm", "dr"} & set(estimators) else None
     report = ReplayReport(log=log_name, n_events=0)
@@ -267,7 +263,7 @@ def replay(
         p_log = float(decision.probability or 0.0)
         reward = float(decision.reward or 0.0)
         predictions = model.predict_and_learn(decision, chosen) if model else [0.0] * len(ids)
-        terms: dict[tuple[str, str], dict[str, Any]] = {}
+        terms: dict[str, dict[str, Any]] = {}  # policy -> this decision's estimator inputs
         for spec, policy in policies.items():
             ranking = policy.rank(decision.context, actions, event_id=decision.event_id)
             inputs: dict[str, Any] = {
@@ -281,11 +277,11 @@ def replay(
             }
             for name in estimators:
                 stats[(spec, name)].add(**inputs)
-                terms[(spec, name)] = inputs
+            terms[spec] = inputs
             if learn:
                 policy.learn(decision.context, actions, decision.chosen, p_log, reward)
         if baseline is not None:
-            _add_paired(diffs, terms, baseline, estimators, base_terms)
+            _add_paired(diffs, terms, baseline)
     for spec in policy_specs:
         for name in estimators:
             result = ReplayResult(spec, name, stats[(spec, name)].estimate())
@@ -295,21 +291,17 @@ def replay(
     return report
 
 
-def _add_paired(diffs, terms, baseline, estimators, _cache) -> None:
+def _add_paired(
+    diffs: dict[tuple[str, str], Estimator], terms: dict[str, dict[str, Any]], baseline: str
+) -> None:
     """Paired difference of per-decision terms, policy minus baseline (not for replay and
     snips, whose value is not a mean of per-decision terms)."""
-    for (spec, name), inputs in terms.items():
+    for (spec, name), estimator in diffs.items():
         if name in ("replay", "snips"):
             continue
-        estimator = diffs[(spec, name)]
-        own = estimator.term(**_term_args(inputs))
-        base = estimator.term(**_term_args(terms[(baseline, name)]))
+        own = estimator.term(**terms[spec])
+        base = estimator.term(**terms[baseline])
         estimator._stat.add(own - base)
-
-
-def _term_args(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: inputs[k] for k in ("probability", "reward", "target_probability", "matched",
-                                   "predicted", "predicted_value")}
 
 
 def _skip_reason(decision: LoggedDecision) -> str | None:

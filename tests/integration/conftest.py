@@ -4,7 +4,6 @@ the real Serve app on a loopback port, all started here and stopped afterwards."
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -57,6 +56,3 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.1):
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
 
-
-def data_dir(tmp: Path) -> Path:
-    return tmp / "data"
