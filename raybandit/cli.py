@@ -325,14 +325,33 @@ def _compare_live(url: str, api_key: str | None, as_json: bool) -> None:
         print(json.dumps(stats))
         return
     table = Table(title=f"live arms at {url} (control: {stats['control']})")
-    for column in ("arm", "decisions", "learned", "mean reward", "95% CI", "diff vs control", "95% CI"):
-        table.add_column(column, justify="left" if column == "arm" else "right")
+    for column in ("arm", "mode", "decisions", "learned", "mean reward", "95% CI",
+                   "diff vs control", "95% CI"):
+        table.add_column(column, justify="left" if column in ("arm", "mode") else "right")
     for arm in stats["policies"]:
         ci, dci = arm["mean_reward_ci"], arm["difference_ci"]
-        table.add_row(arm["policy"], str(arm["decisions"]), str(arm["learned"]),
-                      _fmt(arm["mean_reward"]), _interval(tuple(ci)) if ci else "-",
+        table.add_row(arm["policy"], arm.get("mode", "live"), str(arm["decisions"]),
+                      str(arm["learned"]), _fmt(arm["mean_reward"]),
+                      _interval(tuple(ci)) if ci else "-",
                       _fmt(arm["difference_to_control"]), _interval(tuple(dci)) if dci else "-")
     out_console.print(table)
+    apprentices = [arm for arm in stats["policies"] if arm.get("apprentice")]
+    if apprentices:
+        table = Table(title="apprentice mode: the policy against the caller's baseline "
+                            "(doubly robust, on the baseline's decisions)")
+        for column in ("arm", "events", "baseline reward", "policy estimate", "difference",
+                       "95% CI", "agrees", "graduated"):
+            table.add_column(column, justify="left" if column == "arm" else "right")
+        for arm in apprentices:
+            a = arm["apprentice"]
+            dci = a["difference_ci"]
+            graduated = (f"after {a['graduated_after']}" if a["graduated"]
+                         else f"next check at {a['next_check_after']}")
+            table.add_row(arm["policy"], str(a["events"]), _fmt(a["baseline_mean_reward"]),
+                          _fmt(a["policy_estimate"]), _fmt(a["difference"]),
+                          _interval(tuple(dci)) if dci else "-", _fmt(a["agreement"]),
+                          graduated)
+        out_console.print(table)
 
 
 @experiment_app.command("register")

@@ -12,7 +12,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request, Response
@@ -37,6 +37,7 @@ from serve.models import ModelFollower
 from serve.schemas import (
     ActivateRequest,
     ActivateResponse,
+    ApprenticeStats,
     BatchRankRequest,
     BatchRankResponse,
     EventResult,
@@ -123,6 +124,15 @@ def _count_features(obj: Any) -> int:
     return sum(len(features) for features in featurize(obj).values())
 
 
+def _baseline(body: RankRequest, candidates: list[Any]) -> Any:
+    """The caller's baseline action: as given, else the first non-excluded candidate."""
+    if body.baseline is None:
+        return candidates[0].id
+    if not any(a.id == body.baseline for a in candidates):
+        raise Invalid(f"`baseline` {body.baseline!r} must be one of the non-excluded actions")
+    return body.baseline
+
+
 @ray_serve.deployment(max_ongoing_requests=64, health_check_period_s=5)
 @ray_serve.ingress(app)
 class Ingress:
@@ -196,32 +206,45 @@ class Ingress:
         arm = s.assign(body.user_id, event_id)
         follower = self.models[arm]
         policy, version = follower.policy, follower.version
+        apprentice = s.learning_mode == "apprentice" and not follower.graduated
         actions = [{"id": a.id, "features": a.features} for a in body.actions]
-        ranking = policy.rank(context, actions, exclude=body.exclude or None, top_k=body.top_k,
-                              event_id=event_id)
+        ranking = policy.rank(context, actions, exclude=body.exclude or None,
+                              top_k=None if apprentice else body.top_k, event_id=event_id)
+        baseline = _baseline(body, ranking.actions)
+        ranked = [(r.id, r.probability) for r in ranking.ranking]
+        chosen, probability = ranking.chosen, ranking.probability
+        if apprentice:
+            # The baseline is shown, with certainty; the policy's order follows it.
+            chosen, probability = baseline, 1.0
+            ranked = [(baseline, 1.0)] + [(i, 0.0) for i, _ in ranked if i != baseline]
+            ranked = ranked[: body.top_k]
         decision = {
             "event_id": event_id,
             "timestamp": datetime.now(UTC).isoformat(),
             "context": context,
             "actions": [{"id": a.id, "features": a.features} for a in ranking.actions],
-            "chosen": ranking.chosen,
-            "probability": ranking.probability,
+            "chosen": chosen,
+            "probability": probability,
             "policy": arm,
             "model_version": version,
             "user_id": body.user_id,
         }
+        if apprentice:
+            decision.update(mode="apprentice", policy_choice=ranking.chosen)
         stored = await self.store.record_decision(
             event_id=event_id, decision_json=orjson.dumps(decision), policy=arm,
-            chosen=str(ranking.chosen), user=body.user_id or "", deferred=body.deferred,
+            chosen=str(chosen), user=body.user_id or "", deferred=body.deferred,
             deadline=time.time() + s.reward_wait_seconds,
             ttl=int(s.reward_wait_seconds + RETAIN_SECONDS) * (24 if body.deferred else 1),
         )
         if not stored:
             raise Conflict(f"event id {event_id!r} was already used for a decision")
         return RankResponse(
-            event_id=event_id, chosen=ranking.chosen,
-            ranking=[RankedItem(id=r.id, probability=r.probability) for r in ranking.ranking],
+            event_id=event_id, chosen=chosen,
+            ranking=[RankedItem(id=i, probability=p) for i, p in ranked],
             policy=arm, model_version=version,
+            mode="apprentice" if apprentice else "live",
+            policy_choice=ranking.chosen if apprentice else None,
         )
 
     async def _reward_one(self, body: RewardRequest) -> RewardResponse:
@@ -248,6 +271,12 @@ class Ingress:
         if outcome == "deferred":
             raise Conflict(f"event {body.event_id!r} is deferred: activate it first")
         raise Conflict(f"event {body.event_id!r} already has its reward")
+
+    def _mode(self, spec: str) -> Literal["live", "apprentice", "logging-only"]:
+        mode = self.settings.learning_mode
+        if mode == "online" or (mode == "apprentice" and self.models[spec].graduated):
+            return "live"
+        return mode
 
     # -- routes -------------------------------------------------------------------------------
     @app.post("/v1/rank", response_model=RankResponse, tags=["v1"])
@@ -319,9 +348,12 @@ class Ingress:
         control = self.settings.control_arm
         rows = {}
         for spec in arms:
-            counters, published = raw["policies"][spec]
+            counters, published, apprentice = raw["policies"][spec]
             rows[spec] = _arm_stats(spec, counters, published, self.models[spec].version,
                                     raw["pending"])
+            rows[spec].mode = self._mode(spec)
+            if apprentice is not None and self.settings.learning_mode == "apprentice":
+                rows[spec].apprentice = ApprenticeStats.model_validate(apprentice)
         for spec, row in rows.items():
             if spec != control:
                 row.difference_to_control, row.difference_ci = _difference(

@@ -19,6 +19,8 @@ from typing import Any
 import redis
 
 from learners import LearnerError, Policy, load_policy, make_policy
+from learners.evaluation import BaselineComparison
+from learners.types import as_actions, index_of
 from serve.models import read_checkpoint, write_checkpoint
 from serve.settings import Settings
 from serve.state import EXPIRE_SCRIPT, LOG, RETAIN_SECONDS, parse_log_entry
@@ -39,6 +41,7 @@ class LearnerLoop:
         self.policy = checkpoint.policy
         self.log_id = checkpoint.log_id
         self.published_version = -1 if settings.initial_model else checkpoint.version
+        self.apprentice = self._comparison(checkpoint.apprentice, checkpoint.reward_model)
         self.errors = 0
         self._stop = threading.Event()
         # step() and the admin commands below both change the model: one at a time
@@ -52,6 +55,16 @@ class LearnerLoop:
         with self._lock:
             return self._step(block_ms)
 
+    def _comparison(self, state: dict[str, Any] | None = None,
+                    reward_model: bytes | None = None) -> BaselineComparison | None:
+        """Apprentice mode's running comparison with the baseline (resumed or new)."""
+        if self.settings.learning_mode != "apprentice":
+            return None
+        rule = self.settings.graduation
+        if state is None:
+            return BaselineComparison(rule.min_events, rule.min_lift)
+        return BaselineComparison.restore(state, reward_model, rule.min_events, rule.min_lift)
+
     def replace_model(self, policy: Policy) -> int:
         """Admin import/reset: continue from ``policy`` and from the current end of the log
         (what the replaced model had not yet learned is not applied to the new one)."""
@@ -59,6 +72,7 @@ class LearnerLoop:
             newest = self.client.xrevrange(LOG, count=1)
             self._step(0)  # apply what was already logged to the outgoing model first
             self.policy = policy
+            self.apprentice = self._comparison()  # a new model has to prove itself again
             if newest:
                 self.log_id = max(self.log_id, newest[0][0].decode(), key=_stream_order)
             self.publish()
@@ -87,6 +101,8 @@ class LearnerLoop:
         if record.get("policy") != self.spec and not self.settings.learn_from_all_arms:
             return 0
         try:
+            if record.get("mode") == "apprentice":
+                self._compare_with_baseline(record)
             self.policy.learn(record["context"], record["actions"], record["chosen"],
                               record["probability"], record["reward"])
         except LearnerError as exc:  # a bad example must not stop learning for everyone
@@ -95,9 +111,22 @@ class LearnerLoop:
             return 0
         return 1
 
+    def _compare_with_baseline(self, record: dict[str, Any]) -> None:
+        """Score the policy on a baseline decision before learning from it (so the estimate
+        is progressive, never on examples already learned)."""
+        if self.apprentice is None or self.apprentice.graduated:
+            return
+        actions = as_actions(record["actions"])
+        baseline = index_of(actions, record["chosen"])
+        pmf = self.policy.distribution(record["context"], actions)
+        self.apprentice.add(pmf, baseline, record["reward"], record["context"], actions)
+        if self.apprentice.check():
+            log.warning("apprentice mode: %s graduated after %d baseline decisions: %s",
+                        self.spec, self.apprentice.graduated_at, self.apprentice.summary())
+
     def publish(self) -> None:
         self.published_version = write_checkpoint(self.client, self.spec, self.policy,
-                                                  self.log_id)
+                                                  self.log_id, self.apprentice)
         self._last_publish = time.monotonic()
 
     def run_forever(self) -> None:

@@ -12,9 +12,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
 from learners import Policy, load_policy, make_policy
+from learners.evaluation import BaselineComparison
 from serve.state import model_key
 
 log = logging.getLogger(__name__)
@@ -25,12 +27,16 @@ class Checkpoint:
     policy: Policy
     version: int
     log_id: str
+    # apprentice mode: the comparison with the baseline (state JSON, reward model bytes)
+    apprentice: dict[str, Any] | None = None
+    reward_model: bytes | None = None
 
 
 def read_checkpoint(client: Any, spec: str, initial_model: str | None = None) -> Checkpoint:
     """The published model of ``spec``; when none exists yet, the registered
     ``initial_model`` (``models:/NAME@ALIAS``) or else a fresh policy."""
-    data, version, log_id = client.hmget(model_key(spec), ["bytes", "version", "log_id"])
+    data, version, log_id, apprentice, reward_model = client.hmget(
+        model_key(spec), ["bytes", "version", "log_id", "apprentice", "reward_model"])
     if not data:
         policy = make_policy(spec)
         if initial_model:
@@ -42,14 +48,21 @@ def read_checkpoint(client: Any, spec: str, initial_model: str | None = None) ->
         return Checkpoint(policy, policy.n_updates, "0-0")
     policy = load_policy(data)
     policy.spec = spec
-    return Checkpoint(policy, int(version or 0), (log_id or b"0-0").decode())
+    return Checkpoint(policy, int(version or 0), (log_id or b"0-0").decode(),
+                      orjson.loads(apprentice) if apprentice else None, reward_model or None)
 
 
-def write_checkpoint(client: Any, spec: str, policy: Policy, log_id: str) -> int:
+def write_checkpoint(client: Any, spec: str, policy: Policy, log_id: str,
+                     apprentice: BaselineComparison | None = None) -> int:
+    """Publish the model with its log position (and apprentice comparison) in one HSET."""
     version = policy.n_updates
-    client.hset(model_key(spec), mapping={
-        "bytes": policy.save(), "version": version, "log_id": log_id,
-    })
+    mapping: dict[str, Any] = {"bytes": policy.save(), "version": version, "log_id": log_id}
+    if apprentice is not None:
+        state, reward_model = apprentice.save()
+        mapping.update(apprentice=orjson.dumps(state), reward_model=reward_model,
+                       apprentice_summary=orjson.dumps(apprentice.summary()),
+                       graduated=int(apprentice.graduated))
+    client.hset(model_key(spec), mapping=mapping)
     return version
 
 
@@ -65,6 +78,7 @@ class ModelFollower:
         self._stop = threading.Event()
         self.policy: Policy = make_policy(spec)
         self.version = 0
+        self.graduated = False  # apprentice mode: the learner found the policy better
         self.loaded = False
         self.refresh()
         self._thread = threading.Thread(target=self._run, name=f"follow-{spec}", daemon=True)
@@ -73,8 +87,10 @@ class ModelFollower:
     def refresh(self) -> bool:
         """Load a newer model if one was published; True when the model changed."""
         try:
-            version = self._client.hget(model_key(self.spec), "version")
+            version, graduated = self._client.hmget(model_key(self.spec),
+                                                    ["version", "graduated"])
             self.loaded = True
+            self.graduated = graduated == b"1"
             if version is None or int(version) == self.version:
                 return False
             checkpoint = read_checkpoint(self._client, self.spec)

@@ -45,6 +45,10 @@ class RankRequest(Strict):
     exclude: list[ActionId] = Field(default_factory=list)
     top_k: int | None = Field(None, ge=1)
     deferred: bool = False
+    baseline: ActionId | None = Field(
+        None, description="The action you would show without the service (apprentice mode "
+                          "returns it until the policy graduates); default: the first "
+                          "non-excluded action.")
 
 
 class RankedItem(BaseModel):
@@ -58,6 +62,9 @@ class RankResponse(BaseModel):
     ranking: list[RankedItem]
     policy: str
     model_version: int
+    mode: Literal["live", "apprentice"] = "live"
+    policy_choice: ActionId | None = Field(
+        None, description="apprentice mode: what the policy would have chosen")
 
 
 class RewardRequest(Strict):
@@ -117,6 +124,22 @@ class BatchRankResponse(BaseModel):
     results: list[RankResponse | dict[str, Any]]
 
 
+class ApprenticeStats(BaseModel):
+    """How the policy would have done on the baseline's decisions (doubly robust, paired)."""
+
+    events: int
+    baseline_mean_reward: float | None
+    policy_estimate: float | None
+    difference: float | None
+    difference_ci: tuple[float, float] | None
+    agreement: float | None = Field(description="share of decisions where the policy's top "
+                                                "choice was the baseline")
+    graduated: bool
+    graduated_after: int | None
+    next_check_after: int | None
+    min_lift: float
+
+
 class PolicyStats(BaseModel):
     policy: str
     decisions: int
@@ -129,6 +152,8 @@ class PolicyStats(BaseModel):
     pending_decisions: int
     difference_to_control: float | None = None
     difference_ci: tuple[float, float] | None = None
+    mode: Literal["live", "apprentice", "logging-only"] = "live"
+    apprentice: ApprenticeStats | None = None
 
 
 class ItemCount(BaseModel):
@@ -142,3 +167,4 @@ class StatsResponse(BaseModel):
     top_clicked: list[ItemCount]
     top_viewed: list[ItemCount]
     log_length: int
+

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from learners import make_policy, seed_from_event_id
@@ -26,6 +33,16 @@ DEFAULT_REWARDS: dict[str, float] = {
     "view": 0.0, "click": 1.0, "like": 1.0, "dislike": -1.0, "share": 1.0, "purchase": 1.0,
     "dismiss": -0.5,
 }
+
+
+class Graduation(BaseModel):
+    """When apprentice mode hands over to the policy (see ``learners.evaluation``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_events: int = Field(1000, ge=10, description="baseline decisions between checks")
+    min_lift: float = Field(0.0, description="the policy's lower confidence bound must beat "
+                                             "the baseline's mean reward by more than this")
 
 
 class Settings(BaseSettings):
@@ -53,7 +70,10 @@ class Settings(BaseSettings):
     initial_model: str | None = Field(
         None, description="registered MLflow model to start from when no checkpoint exists, "
                           "e.g. models:/ranker@champion")
-    learning_mode: Literal["online", "logging-only"] = "online"
+    learning_mode: Literal["online", "apprentice", "logging-only"] = Field(
+        "online", description="apprentice: return the caller's baseline action while the "
+                              "policy learns, until it proves better (`graduation`)")
+    graduation: Graduation = Field(default_factory=Graduation)
     reward_wait_seconds: float = Field(60.0, gt=0)
     default_reward: float = 0.0
     aggregation: Literal["first", "sum", "max"] = "first"

@@ -14,7 +14,9 @@ Keys (``{p}`` is the policy spec, ``{e}`` an event id, ``{u}`` a user id):
                                    the learners read it in order, ``export-log`` pages through it
 ``rb:model:{p}``           hash    the latest published model: ``bytes``, ``version`` (updates
                                    learned), ``log_id`` (last log entry in it); this is also the
-                                   checkpoint a restarted learner resumes from
+                                   checkpoint a restarted learner resumes from; in apprentice
+                                   mode also ``apprentice`` (comparison state), ``reward_model``,
+                                   ``apprentice_summary`` and ``graduated`` (0/1)
 ``rb:stats:{p}``           hash    ``decisions``, ``rewards`` (explicit rewards accepted),
                                    ``learned``, ``reward_sum``, ``reward_sq`` (of final rewards)
 ``rb:items:views`` /       zset    per item: times chosen / times rewarded positively
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import math
 from typing import Any
+
+import orjson
 
 RETAIN_SECONDS = 3600
 LOG = "rb:log"
@@ -162,8 +166,6 @@ return 'activated'
 
 def parse_log_entry(fields: dict[Any, Any]) -> dict[str, Any]:
     """A log stream entry as the decision-log contract's record."""
-    import orjson
-
     def text(value: Any) -> str:
         return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -229,7 +231,7 @@ class Store:
         pipe = self.redis.pipeline(transaction=False)
         for policy in policies:
             pipe.hgetall(stats_key(policy))
-            pipe.hget(model_key(policy), "version")
+            pipe.hmget(model_key(policy), ["version", "apprentice_summary"])
         pipe.zcard(DEADLINES)
         pipe.zrevrange(CLICKS, 0, 9, withscores=True)
         pipe.zrevrange(VIEWS, 0, 9, withscores=True)
@@ -237,9 +239,9 @@ class Store:
         replies = await pipe.execute()
         per_policy = {}
         for i, policy in enumerate(policies):
-            raw, version = replies[2 * i], replies[2 * i + 1]
+            raw, (version, apprentice) = replies[2 * i], replies[2 * i + 1]
             per_policy[policy] = ({_text(k): float(v) for k, v in raw.items()},
-                                  int(version or 0))
+                                  int(version or 0), orjson.loads(apprentice or b"null"))
         pending, clicks, views, log_length = replies[2 * len(policies):]
         return {"policies": per_policy, "pending": int(pending), "log_length": int(log_length),
                 "clicks": [(_text(i), int(c)) for i, c in clicks],

@@ -24,53 +24,9 @@ Inputs of ``add`` for one logged decision:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import ClassVar
 
-Z95 = 1.959963984540054
-
-
-@dataclass(frozen=True)
-class Estimate:
-    value: float
-    ci: tuple[float, float]
-    n: int
-
-
-class MeanStat:
-    """Running mean and variance (Welford), mergeable (Chan et al.)."""
-
-    __slots__ = ("m2", "mean", "n")
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.mean = 0.0
-        self.m2 = 0.0
-
-    def add(self, x: float) -> None:
-        self.n += 1
-        delta = x - self.mean
-        self.mean += delta / self.n
-        self.m2 += delta * (x - self.mean)
-
-    def merge(self, other: MeanStat) -> None:
-        if other.n == 0:
-            return
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        self.m2 += other.m2 + delta * delta * self.n * other.n / n
-        self.mean += delta * other.n / n
-        self.n = n
-
-    @property
-    def variance(self) -> float:
-        return self.m2 / (self.n - 1) if self.n > 1 else math.inf
-
-    def estimate(self) -> Estimate:
-        if self.n == 0:
-            return Estimate(math.nan, (math.nan, math.nan), 0)
-        half = Z95 * math.sqrt(self.variance / self.n) if self.n > 1 else math.inf
-        return Estimate(self.mean, (self.mean - half, self.mean + half), self.n)
+from learners.evaluation import Z95, Estimate, MeanStat, doubly_robust
 
 
 class Estimator:
@@ -133,7 +89,7 @@ class DR(Estimator):
     name = "dr"
 
     def term(self, probability, reward, target_probability, matched, predicted, predicted_value):
-        return predicted_value + target_probability / probability * (reward - predicted)
+        return doubly_robust(probability, reward, target_probability, predicted, predicted_value)
 
 
 class Replay(Estimator):

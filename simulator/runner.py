@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from learners import make_policy
+from learners.evaluation import Z95, Estimate, MeanStat, RewardModel
 from learners.types import LoggedDecision
-from learners.vw_format import DEFAULT_INTERACTIONS
 from simulator.environments import make_environment
-from simulator.estimators import Z95, Estimate, Estimator, MeanStat, make_estimator
+from simulator.estimators import Estimator, make_estimator
 
 Progress = Callable[[int], None]
 
@@ -201,29 +201,6 @@ class ReplayReport:
     results: list[ReplayResult] = field(default_factory=list)
 
 
-class RewardModel:
-    """The direct-method reward model: VW squared-loss regression on context x action
-    features, trained progressively on the log (predict first, then learn)."""
-
-    def __init__(self) -> None:
-        from vowpalwabbit import Workspace
-
-        self._vw = make_policy("vw:epsilon")  # only its cached, escaped text building is used
-        self._ws = Workspace(quiet=True, interactions=list(DEFAULT_INTERACTIONS))
-
-    def _texts(self, decision: LoggedDecision) -> list[str]:
-        shared, lines = self._vw._prepare(decision.context, decision.typed_actions())
-        context = shared.removeprefix("shared ")
-        return [f"{context} {line}" for line in lines]
-
-    def predict_and_learn(self, decision: LoggedDecision, chosen: int) -> list[float]:
-        texts = self._texts(decision)
-        predictions = [float(self._ws.predict(text)) for text in texts]
-        if decision.reward is not None:
-            self._ws.learn(f"{decision.reward!r} {texts[chosen]}")
-        return predictions
-
-
 def replay(
     decisions: Iterable[LoggedDecision],
     policy_specs: Sequence[str],
@@ -262,7 +239,8 @@ def replay(
         chosen = ids.index(decision.chosen)
         p_log = float(decision.probability or 0.0)
         reward = float(decision.reward or 0.0)
-        predictions = model.predict_and_learn(decision, chosen) if model else [0.0] * len(ids)
+        predictions = (model.predict_and_learn(decision.context, actions, chosen, reward)
+                       if model else [0.0] * len(ids))
         terms: dict[str, dict[str, Any]] = {}  # policy -> this decision's estimator inputs
         for spec, policy in policies.items():
             ranking = policy.rank(decision.context, actions, event_id=decision.event_id)

@@ -3,7 +3,10 @@ the real Serve app on a loopback port, all started here and stopped afterwards."
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,24 @@ def service(service_settings) -> Iterator[Service]:
     running.start()
     yield running
     running.stop()
+
+
+@contextlib.contextmanager
+def swapped_service(service: Service, tmp_path: Path, **settings: Any) -> Iterator[Service]:
+    """The session's service stopped, one with other ``settings`` on a fresh Redis started
+    in its place, and the session's service back afterwards."""
+    service.stop()
+    try:
+        with EmbeddedRedis(tmp_path / "redis") as store:
+            other = Service(Settings.model_validate({
+                **service.settings.model_dump(), "redis_url": store.url, **FAST, **settings}))
+            other.start()
+            try:
+                yield other
+            finally:
+                other.stop()
+    finally:
+        service.start()
 
 
 @pytest.fixture()

@@ -11,28 +11,16 @@ import redis
 
 from serve.client import Client
 from serve.export import iter_log
-from serve.redis_server import EmbeddedRedis
-from serve.runtime import Service
-from tests.integration.conftest import FAST, wait_for
+from tests.integration.conftest import swapped_service, wait_for
 
 ITEMS = [{"id": f"i{k}", "features": {"topic": f"t{k}"}} for k in range(5)]
 
 
 @pytest.fixture()
 def ab_service(service, tmp_path):
-    """The session's service swapped for a two-arm one on a fresh Redis, and back."""
-    service.stop()
-    with EmbeddedRedis(tmp_path / "redis") as store:
-        settings = service.settings.model_copy(update={
-            "redis_url": store.url, "arms": {"uniform": 1.0, "vw:squarecb": 1.0},
-            "control": "uniform", **FAST})
-        ab = Service(settings)
-        ab.start()
-        try:
-            yield ab
-        finally:
-            ab.stop()
-    service.start()
+    with swapped_service(service, tmp_path, arms={"uniform": 1.0, "vw:squarecb": 1.0},
+                         control="uniform") as ab:
+        yield ab
 
 
 def test_split_sticky_recorded_and_the_better_arm_wins(ab_service) -> None:
