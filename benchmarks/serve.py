@@ -6,8 +6,10 @@ against a plain single-process FastAPI + VW app, in the same run.
 Reports, as JSON: startup to ready and memory (PSS of every process of the service), rank
 requests/s with p50/p99 latency and server CPU ms per request at each concurrency, reward
 throughput with reward-to-model freshness (time from a 202 to a published model version that
-includes it), batch-rank decisions/s, and the plain app's rank figures with the ratio.
-The load generator is an asyncio httpx client in this process (it shares the 2 cores).
+includes it), one at a time and batched (/v1/events), batch-rank decisions/s, and the plain
+app's rank figures with the ratio. Rank load comes from `wrk` when it is installed (as the
+issue measured; `apt-get install wrk`), else from an asyncio httpx client in this process;
+the other loads need per-request bodies and always use httpx. All load shares the 2 cores.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,7 +74,7 @@ def pss_mb(processes: list[psutil.Process]) -> float:
 
 
 async def load(url: str, path: str, make_body, seconds: float, concurrency: int,
-               after=None) -> dict[str, Any]:
+               after=None, until=None) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
@@ -80,7 +83,7 @@ async def load(url: str, path: str, make_body, seconds: float, concurrency: int,
         nonlocal errors
         rng = random.Random(seed)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-            while time.perf_counter() < stop_at:
+            while time.perf_counter() < stop_at and not (until and until()):
                 start = time.perf_counter()
                 response = await client.post(path, json=make_body(rng))
                 latencies.append(time.perf_counter() - start)
@@ -99,6 +102,53 @@ async def load(url: str, path: str, make_body, seconds: float, concurrency: int,
         "p50_ms": round(1000 * latencies[len(latencies) // 2], 2) if latencies else None,
         "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2) if latencies else None,
     }
+
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = [==[%s]==]
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %%d, "duration_us": %%d, "errors": %%d, "p50_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration,
+    e.status + e.connect + e.read + e.write + e.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_rank(url: str, path: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """The same fixed rank body at ``concurrency`` open connections, one wrk thread."""
+    body = json.dumps(rank_body(random.Random(0)))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % body)
+    try:
+        done = subprocess.run(
+            ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout",
+             "10s", "-s", script.name, f"{url}{path}"],
+            capture_output=True, text=True, check=True)
+    finally:
+        os.unlink(script.name)
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    return {
+        "concurrency": concurrency, "requests": stats["requests"], "errors": stats["errors"],
+        "requests_per_second": round(stats["requests"] / (stats["duration_us"] / 1e6), 1),
+        "p50_ms": round(stats["p50_us"] / 1000, 2), "p99_ms": round(stats["p99_us"] / 1000, 2),
+        "load_generator": "wrk",
+    }
+
+
+async def _call(function, *args: Any) -> dict[str, Any]:
+    return await asyncio.to_thread(function, *args)
+
+
+def rank_load(url: str, path: str, seconds: float, concurrency: int):
+    """A rank load coroutine: wrk when installed, else httpx."""
+    if shutil.which("wrk"):
+        return _call(wrk_rank, url, path, seconds, concurrency)
+    return load(url, path, rank_body, seconds, concurrency)
 
 
 def measured(server: list[psutil.Process], coro) -> dict[str, Any]:
@@ -162,7 +212,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "5"}
+        # long enough for the batched rewards to find their decisions still waiting
+        env = {**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "120"}
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "raybandit.cli", "serve", "--port",
                                  str(port), "--data-dir", str(Path(folder) / "data")],
@@ -175,7 +226,7 @@ def main() -> None:
             server = tree(psutil.Process(proc.pid))
             time.sleep(3)
             out["idle_pss_mb"] = round(pss_mb(tree(psutil.Process(proc.pid))), 1)
-            out["rank"] = [measured(server, load(url, "/v1/rank", rank_body, args.seconds, c))
+            out["rank"] = [measured(server, rank_load(url, "/v1/rank", args.seconds, c))
                            for c in args.concurrency]
             info = json.loads((Path(folder) / "data" / "redis" / "redis.json").read_text())
             redis_url = f"redis://127.0.0.1:{info['port']}/0"
@@ -200,9 +251,42 @@ def main() -> None:
             def batch_body(rng: random.Random) -> dict[str, Any]:
                 return {"requests": [rank_body(rng) for _ in range(100)]}
 
-            batch = measured(server, load(url, "/v1/rank/batch", batch_body, args.seconds, 4))
+            ranked: list[str] = []
+
+            async def keep_ids(client: httpx.AsyncClient, response: httpx.Response) -> None:
+                ranked.extend(r["event_id"] for r in response.json()["results"])
+
+            batch = measured(server, load(url, "/v1/rank/batch", batch_body, args.seconds, 4,
+                                          keep_ids))
             batch["decisions_per_second"] = round(batch["requests_per_second"] * 100, 1)
             out["batch_rank_c4"] = batch
+
+            # every decision just ranked gets its reward, 100 per /v1/events call
+            samples, stop = [], threading.Event()
+            sampler = threading.Thread(target=freshness,
+                                       args=(redis_url, "vw:squarecb", stop, samples))
+            since = time.time()
+            sampler.start()
+            accepted = 0
+
+            def events_body(rng: random.Random) -> dict[str, Any]:
+                chunk = [ranked.pop() for _ in range(min(100, len(ranked)))]
+                return {"events": [{"event_id": e, "reward": 1.0} for e in chunk]}
+
+            async def count(client: httpx.AsyncClient, response: httpx.Response) -> None:
+                nonlocal accepted
+                accepted += response.json()["accepted"]
+
+            rewards = measured(server, load(url, "/v1/events", events_body, args.seconds, 4,
+                                            count, until=lambda: not ranked))
+            time.sleep(2)
+            stop.set()
+            sampler.join()
+            rewards["rewards_accepted"] = accepted
+            rewards["rewards_per_second"] = round(
+                accepted / rewards["requests"] * rewards["requests_per_second"], 1)
+            rewards["freshness"] = freshness_stats(redis_url, samples, since)
+            out["batched_rewards_c4"] = rewards
             out["loaded_pss_mb"] = round(pss_mb(tree(psutil.Process(proc.pid))), 1)
         finally:
             proc.terminate()
@@ -215,7 +299,7 @@ def main() -> None:
         wait_http(f"{plain_url}/docs")
         server = tree(psutil.Process(plain.pid))
         out["plain_fastapi_vw_rank"] = [
-            measured(server, load(plain_url, "/rank", rank_body, args.seconds, c))
+            measured(server, rank_load(plain_url, "/rank", args.seconds, c))
             for c in args.concurrency]
     finally:
         plain.terminate()

@@ -13,11 +13,65 @@ from typing import Any
 
 import httpx
 
-from serve.redis_server import EmbeddedRedis
+from serve.redis_server import EmbeddedRedis, free_port
 from serve.settings import Settings
 
 log = logging.getLogger(__name__)
 APP_NAME = "raybandit"
+
+
+# Ray Serve's fastest supported ingress on this Ray version, read by Ray's own processes from
+# their environment (inherited from the process that starts Ray). Measured with
+# `python -m benchmarks.serve` (see the README): through the URL the service prints, rank went
+# from ~116 to ~350 requests/s at 8 concurrent when HAProxy replaced the Python proxy.
+SERVE_ENVIRONMENT = {
+    # gRPC between deployments, user code on the replica's event loop, direct ingress ...
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    # ... and HAProxy on the service's port in front of the replicas' own HTTP servers,
+    # instead of the Python proxy (~8 ms per request here).
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    # HAProxy's per-request metrics are parsed in Python; /v1/stats has what we need.
+    "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+    # A stopping replica keeps its port open this long so load balancers can notice; the
+    # default 30 s made every stop take ~37 s, HAProxy on one node notices within 0.1 s.
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
+    # Ray's native failure-signal handler would turn SIGTERM into an abort before our
+    # handler could stop Serve, Ray and Redis in order.
+    "RAY_install_failure_signal_handler": "0",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+RUNTIME_ENV = {
+    "env_vars": {"OPENBLAS_NUM_THREADS": "1"},
+    "worker_process_setup_hook": "serve.ray_hooks.bind_haproxy_to_configured_host",
+}
+
+
+def configure_ray_environment() -> None:
+    """Set the Serve environment (unless the user set it) before Ray starts."""
+    for key, value in SERVE_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
+def init_ray(address: str | None = None, **options: Any) -> None:
+    """Start a local Ray (or join ``address``) configured for the service."""
+    import ray
+
+    configure_ray_environment()
+    if address:
+        ray.init(address=address, log_to_driver=False, runtime_env=RUNTIME_ENV)
+        return
+    # HAProxy also serves stats and metrics: free ports keep two services on a machine
+    # apart. Only Ray's processes, started now, keep them: a service started from this
+    # process later (a test's subprocess) must pick its own.
+    ports = {key: str(free_port()) for key in ("RAY_SERVE_HAPROXY_STATS_PORT",
+                                                "RAY_SERVE_HAPROXY_METRICS_PORT")
+             if key not in os.environ}
+    os.environ.update(ports)
+    try:
+        ray.init(log_to_driver=False, runtime_env=RUNTIME_ENV, **options)
+    finally:
+        for key in ports:
+            del os.environ[key]
 
 
 class Service:
@@ -32,14 +86,7 @@ class Service:
 
     def start(self, timeout: float = 120.0, on_step: Callable[[str], Any] | None = None) -> str:
         step = on_step or (lambda _: None)
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        # Ray's native failure-signal handler would turn SIGTERM into an abort before our
-        # handler could stop Serve, Ray and Redis in order.
-        os.environ.setdefault("RAY_install_failure_signal_handler", "0")
-        # Ray Serve's throughput-optimized mode: measured here, /healthz through the proxy
-        # went from 10.9 to 8.0 ms and a rank from 16.6 to 12.4 ms (benchmarks/serve.py).
-        # Its HAProxy ingress (RAY_SERVE_ENABLE_HA_PROXY) failed to bind on loopback here.
-        os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
+        configure_ray_environment()  # before Ray (and Serve's constants) are imported
         settings = self.settings
         if not settings.redis_url:
             step(f"starting embedded Redis (data in {settings.data_dir})")
@@ -54,11 +101,7 @@ class Service:
             step("starting Ray" + (f" (cluster {settings.ray_address})"
                                    if settings.ray_address else " (local)"))
             self._started_ray = True  # before init: a signal may interrupt it half-way
-            if settings.ray_address:
-                ray.init(address=settings.ray_address, log_to_driver=False)
-            else:
-                ray.init(include_dashboard=settings.ray_dashboard, log_to_driver=False,
-                         runtime_env={"env_vars": {"OPENBLAS_NUM_THREADS": "1"}})
+            init_ray(settings.ray_address, include_dashboard=settings.ray_dashboard)
             _catch_signals(self.stopping)  # ray.init replaced them with its own
         step(f"starting the Serve app on {settings.url}")
         ray_serve.start(http_options={"host": settings.host, "port": settings.port},

@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# the same Ray Serve mode `raybandit serve` uses (see serve/runtime.py)
-os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -28,8 +26,9 @@ def ray_session():
     """A real local Ray, started once (no dashboard: it costs ~1 GB here)."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"OPENBLAS_NUM_THREADS": "1"}})
+    from serve.runtime import init_ray
+
+    if not ray.is_initialized():  # configured the way `raybandit serve` starts it
+        init_ray(num_cpus=2, include_dashboard=False)
     yield ray
     ray.shutdown()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from serve.redis_server import free_port
 
@@ -62,6 +63,7 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
     assert any(f"http://127.0.0.1:{port}" in line for line in lines)
     url = f"http://127.0.0.1:{port}"
     redis_pid = json.loads((data / "redis" / "redis.json").read_text())["pid"]
+    assert_exposed_on_the_configured_host_only(process.pid, port)
     actions = [{"id": "a", "features": {"t": 1}}, {"id": "b", "features": {"t": 2}}]
     for i in range(5):
         r = httpx.post(f"{url}/v1/rank", json={"context": {"u": i}, "actions": actions}).json()
@@ -97,6 +99,24 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
     done = subprocess.run([sys.executable, "-m", "raybandit.cli", "export-log", str(log),
                            "--data-dir", str(data)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and key not in log.read_text()  # no credentials in the log
+
+
+def assert_exposed_on_the_configured_host_only(pid: int, port: int) -> None:
+    """HAProxy (the API port and its stats and metrics frontends) and Redis listen on the
+    configured host (127.0.0.1) only; Ray's own gRPC ports are Ray's (see the README)."""
+    root = psutil.Process(pid)
+    listening: dict[str, list] = {}
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN:
+                    listening.setdefault(process.name(), []).append(conn.laddr)
+        except psutil.Error:
+            continue
+    assert any(a.port == port for a in listening.get("haproxy", [])), listening
+    for name in ("haproxy", "redis-server"):
+        addresses = listening.get(name, [])
+        assert addresses and all(a.ip == "127.0.0.1" for a in addresses), listening
 
 
 def assert_admin_backup_reset_restore(url: str, auth: dict) -> None:
