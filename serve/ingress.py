@@ -53,7 +53,7 @@ from serve.schemas import (
     StatsResponse,
 )
 from serve.settings import Settings
-from serve.state import RETAIN_SECONDS, Store, model_key
+from serve.state import RETAIN_SECONDS, Decision, Store, model_key
 
 log = logging.getLogger(__name__)
 UI_DIR = Path(__file__).parent / "ui"
@@ -140,6 +140,24 @@ def _count_features(obj: Any) -> int:
     return sum(len(features) for features in featurize(obj).values())
 
 
+def _or_raise(result: Any) -> Any:
+    if isinstance(result, ServiceError):
+        raise result
+    return result
+
+
+def _reward_refusal(event_id: str, outcome: str) -> ServiceError:
+    """The error for a reward the join script did not accept."""
+    if outcome == "unknown":
+        return NotFound(f"unknown event id {event_id!r} (never ranked, or too old)")
+    if outcome == "expired":
+        return NotFound(f"event {event_id!r} expired: its reward window closed and it was "
+                        f"learned with the default reward")
+    if outcome == "deferred":
+        return Conflict(f"event {event_id!r} is deferred: activate it first")
+    return Conflict(f"event {event_id!r} already has its reward")
+
+
 def _baseline(body: RankRequest, candidates: list[Any]) -> Any:
     """The caller's baseline action: as given, else the first non-excluded candidate."""
     if body.baseline is None:
@@ -210,7 +228,8 @@ class Ingress:
         if len(set(ids)) != len(ids):
             raise Invalid("action ids must be unique within a request")
 
-    async def _rank_one(self, body: RankRequest) -> RankResponse:
+    async def _decide(self, body: RankRequest) -> tuple[Decision, RankResponse]:
+        """Rank one request; nothing is stored yet (see ``_rank_many``)."""
         self._check_limits(body)
         s = self.settings
         context = dict(body.context)
@@ -247,15 +266,13 @@ class Ingress:
         }
         if apprentice:
             decision.update(mode="apprentice", policy_choice=ranking.chosen)
-        stored = await self.store.record_decision(
+        record = Decision(
             event_id=event_id, decision_json=orjson.dumps(decision), policy=arm,
             chosen=str(chosen), user=body.user_id or "", deferred=body.deferred,
             deadline=time.time() + s.reward_wait_seconds,
             ttl=int(s.reward_wait_seconds + RETAIN_SECONDS) * (24 if body.deferred else 1),
         )
-        if not stored:
-            raise Conflict(f"event id {event_id!r} was already used for a decision")
-        return RankResponse(
+        return record, RankResponse(
             event_id=event_id, chosen=chosen,
             ranking=[RankedItem(id=i, probability=p) for i, p in ranked],
             policy=arm, model_version=version,
@@ -263,7 +280,30 @@ class Ingress:
             policy_choice=ranking.chosen if apprentice else None,
         )
 
-    async def _reward_one(self, body: RewardRequest) -> RewardResponse:
+    async def _rank_many(self, items: list[Any]) -> list[RankResponse | ServiceError]:
+        """Rank every request, then store all their decisions in one Redis round trip (one
+        AOF fsync); a bad or duplicate item gets its error in its place."""
+        results: list[RankResponse | ServiceError] = []
+        decided: list[tuple[int, Decision]] = []
+        for item in items:
+            try:
+                body = item if isinstance(item, RankRequest) else RankRequest.model_validate(item)
+                record, response = await self._decide(body)
+            except ValidationError as exc:
+                results.append(Invalid(_errors(exc)))
+            except ServiceError as exc:
+                results.append(exc)
+            else:
+                decided.append((len(results), record))
+                results.append(response)
+        stored = await self.store.record_decisions([record for _, record in decided])
+        for (index, record), ok in zip(decided, stored, strict=True):
+            if not ok:
+                results[index] = Conflict(f"event id {record.event_id!r} was already used "
+                                          f"for a decision")
+        return results
+
+    def _reward_of(self, body: RewardRequest) -> tuple[float, str]:
         s = self.settings
         if body.reward is not None:
             reward, kind = body.reward, "reward"
@@ -272,21 +312,33 @@ class Ingress:
             reward, kind = s.reward_for(body.type, body.value), body.type
         if not s.reward_min <= reward <= s.reward_max:
             raise Invalid(f"`reward` must be in [{s.reward_min}, {s.reward_max}], got {reward}")
-        outcome = await self.store.reward(
-            event_id=body.event_id, reward=reward, aggregation=s.aggregation, kind=kind,
-            action_id="" if body.action_id is None else str(body.action_id),
-            history_length=s.history_length,
-        )
-        if outcome == "accepted":
-            return RewardResponse(event_id=body.event_id, status="accepted", reward=reward)
-        if outcome == "unknown":
-            raise NotFound(f"unknown event id {body.event_id!r} (never ranked, or too old)")
-        if outcome == "expired":
-            raise NotFound(f"event {body.event_id!r} expired: its reward window closed and it "
-                           f"was learned with the default reward")
-        if outcome == "deferred":
-            raise Conflict(f"event {body.event_id!r} is deferred: activate it first")
-        raise Conflict(f"event {body.event_id!r} already has its reward")
+        return reward, kind
+
+    async def _reward_many(self, items: list[Any]) -> list[RewardResponse | ServiceError]:
+        """Validate every reward, then run all their joins in one Redis round trip."""
+        results: list[RewardResponse | ServiceError] = []
+        valid: list[tuple[int, RewardRequest, float, str]] = []
+        for item in items:
+            try:
+                body = (item if isinstance(item, RewardRequest)
+                        else RewardRequest.model_validate(item))
+                reward, kind = self._reward_of(body)
+            except ValidationError as exc:
+                results.append(Invalid(_errors(exc)))
+            except ServiceError as exc:
+                results.append(exc)
+            else:
+                valid.append((len(results), body, reward, kind))
+                results.append(RewardResponse(event_id=body.event_id, status="accepted",
+                                              reward=reward))
+        outcomes = await self.store.rewards(
+            [(body.event_id, reward, kind, "" if body.action_id is None else str(body.action_id))
+             for _, body, reward, kind in valid],
+            aggregation=self.settings.aggregation, history_length=self.settings.history_length)
+        for (index, body, _, _), outcome in zip(valid, outcomes, strict=True):
+            if outcome != "accepted":
+                results[index] = _reward_refusal(body.event_id, outcome)
+        return results
 
     def _mode(self, spec: str) -> Literal["live", "apprentice", "logging-only"]:
         mode = self.settings.learning_mode
@@ -300,7 +352,7 @@ class Ingress:
         """Rank the actions for a context; `chosen` is the one to show."""
         self._authorize(request)
         response.headers["x-raybandit-replica"] = self.replica
-        return await self._rank_one(body)
+        return _or_raise((await self._rank_many([body]))[0])
 
     @app.post("/v1/rank/batch", response_model=BatchRankResponse, tags=["v1"])
     async def rank_batch(self, body: BatchRankRequest, request: Request) -> BatchRankResponse:
@@ -308,21 +360,15 @@ class Ingress:
         self._authorize(request)
         if len(body.requests) > self.settings.max_batch:
             raise TooLarge(f"at most {self.settings.max_batch} requests per batch")
-        results: list[Any] = []
-        for item in body.requests:
-            try:
-                results.append(await self._rank_one(RankRequest.model_validate(item)))
-            except ValidationError as exc:
-                results.append({"status": 422, "detail": _errors(exc)})
-            except ServiceError as exc:
-                results.append({"status": exc.status, "detail": exc.detail})
+        results = [r if isinstance(r, RankResponse) else {"status": r.status, "detail": r.detail}
+                   for r in await self._rank_many(body.requests)]
         return BatchRankResponse(results=results)
 
     @app.post("/v1/reward", response_model=RewardResponse, status_code=202, tags=["v1"])
     async def reward(self, body: RewardRequest, request: Request) -> RewardResponse:
         """Report the outcome of a decision: a number, or a typed interaction."""
         self._authorize(request)
-        return await self._reward_one(body)
+        return _or_raise((await self._reward_many([body]))[0])
 
     @app.post("/v1/events", response_model=EventsResponse, tags=["v1"])
     async def events(self, body: EventsRequest, request: Request) -> EventsResponse:
@@ -331,17 +377,14 @@ class Ingress:
         if len(body.events) > self.settings.max_batch:
             raise TooLarge(f"at most {self.settings.max_batch} events per call")
         results = []
-        for index, item in enumerate(body.events):
+        for index, (item, outcome) in enumerate(
+                zip(body.events, await self._reward_many(body.events), strict=True)):
             event_id = item.get("event_id") if isinstance(item, dict) else None
-            try:
-                await self._reward_one(RewardRequest.model_validate(item))
+            if isinstance(outcome, ServiceError):
+                results.append(EventResult(index=index, event_id=event_id, status=outcome.status,
+                                           detail=str(outcome.detail)))
+            else:
                 results.append(EventResult(index=index, event_id=event_id, status=202))
-            except ValidationError as exc:
-                results.append(EventResult(index=index, event_id=event_id, status=422,
-                                           detail=str(_errors(exc))))
-            except ServiceError as exc:
-                results.append(EventResult(index=index, event_id=event_id, status=exc.status,
-                                           detail=str(exc.detail)))
         return EventsResponse(accepted=sum(r.status == 202 for r in results), results=results)
 
     @app.post("/v1/activate", response_model=ActivateResponse, status_code=202, tags=["v1"])

@@ -35,6 +35,9 @@ SERVE_ENVIRONMENT = {
     # A stopping replica keeps its port open this long so load balancers can notice; the
     # default 30 s made every stop take ~37 s, HAProxy on one node notices within 0.1 s.
     "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "1",
+    # Ray starts idle workers for a new driver ahead of need; the service's actors start their
+    # own, so those two idle processes were ~90 MB of PSS for nothing.
+    "RAY_prestart_worker_first_driver": "0",
     # Ray's native failure-signal handler would turn SIGTERM into an abort before our
     # handler could stop Serve, Ray and Redis in order.
     "RAY_install_failure_signal_handler": "0",

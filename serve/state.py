@@ -33,6 +33,7 @@ are Lua scripts, so each runs atomically inside Redis.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -175,6 +176,20 @@ def parse_log_entry(fields: dict[Any, Any]) -> dict[str, Any]:
     return record
 
 
+@dataclass(frozen=True)
+class Decision:
+    """A decision as the rank script stores it."""
+
+    event_id: str
+    decision_json: bytes
+    policy: str
+    chosen: str
+    user: str
+    deferred: bool
+    deadline: float
+    ttl: int
+
+
 class Store:
     """Async access to the state above, for the ingress replicas."""
 
@@ -190,27 +205,29 @@ class Store:
         self._reward = self.redis.register_script(REWARD_SCRIPT)
         self._activate = self.redis.register_script(ACTIVATE_SCRIPT)
 
-    async def record_decision(
-        self, *, event_id: str, decision_json: bytes, policy: str, chosen: str, user: str,
-        deferred: bool, deadline: float, ttl: int,
-    ) -> bool:
-        """Store a new decision; False when the event id is already taken."""
-        outcome = await self._rank(
-            keys=[decision_key(event_id)],
-            args=[event_id, decision_json, policy, chosen, user, int(deferred), deadline, ttl],
-        )
-        return _text(outcome) == "ok"
+    async def record_decisions(self, decisions: list[Decision]) -> list[bool]:
+        """Store new decisions in one round trip; False where the event id is taken."""
+        if not decisions:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for d in decisions:
+            await self._rank(keys=[decision_key(d.event_id)], client=pipe, args=[
+                d.event_id, d.decision_json, d.policy, d.chosen, d.user, int(d.deferred),
+                d.deadline, d.ttl])
+        return [_text(outcome) == "ok" for outcome in await pipe.execute()]
 
-    async def reward(
-        self, *, event_id: str, reward: float, aggregation: str, kind: str, action_id: str,
-        history_length: int,
-    ) -> str:
-        outcome = await self._reward(
-            keys=[decision_key(event_id)],
-            args=[event_id, repr(float(reward)), aggregation, kind, action_id, history_length,
-                  RETAIN_SECONDS],
-        )
-        return _text(outcome)
+    async def rewards(self, rewards: list[tuple[str, float, str, str]], *, aggregation: str,
+                      history_length: int) -> list[str]:
+        """Join (event id, reward, kind, action id) rewards in one round trip; the outcome
+        of each: accepted, unknown, deferred, expired or duplicate."""
+        if not rewards:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id, reward, kind, action_id in rewards:
+            await self._reward(keys=[decision_key(event_id)], client=pipe, args=[
+                event_id, repr(float(reward)), aggregation, kind, action_id, history_length,
+                RETAIN_SECONDS])
+        return [_text(outcome) for outcome in await pipe.execute()]
 
     async def activate(self, event_id: str, deadline: float) -> str:
         return _text(await self._activate(keys=[decision_key(event_id)], args=[event_id, deadline]))
