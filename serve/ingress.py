@@ -17,7 +17,7 @@ from typing import Any, Literal
 import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, ORJSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ray import serve as ray_serve
 from ray.serve.handle import DeploymentHandle
 
@@ -138,6 +138,14 @@ def _difference(arm: dict[str, float], control: dict[str, float]
 # the class where it is defined.
 def _count_features(obj: Any) -> int:
     return sum(len(features) for features in featurize(obj).values())
+
+
+def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None
+          ) -> Response:
+    """The hot routes answer with pydantic's own serializer; FastAPI would validate and
+    encode the returned model a second time (``response_model`` still documents it)."""
+    return Response(model.model_dump_json(), status_code=status, headers=headers,
+                    media_type="application/json")
 
 
 def _or_raise(result: Any) -> Any:
@@ -348,30 +356,30 @@ class Ingress:
 
     # -- routes -------------------------------------------------------------------------------
     @app.post("/v1/rank", response_model=RankResponse, tags=["v1"])
-    async def rank(self, body: RankRequest, request: Request, response: Response) -> RankResponse:
+    async def rank(self, body: RankRequest, request: Request) -> Response:
         """Rank the actions for a context; `chosen` is the one to show."""
         self._authorize(request)
-        response.headers["x-raybandit-replica"] = self.replica
-        return _or_raise((await self._rank_many([body]))[0])
+        return _json(_or_raise((await self._rank_many([body]))[0]),
+                     headers={"x-raybandit-replica": self.replica})
 
     @app.post("/v1/rank/batch", response_model=BatchRankResponse, tags=["v1"])
-    async def rank_batch(self, body: BatchRankRequest, request: Request) -> BatchRankResponse:
+    async def rank_batch(self, body: BatchRankRequest, request: Request) -> Response:
         """Many decisions in one call; a bad item gets its own error, the rest are ranked."""
         self._authorize(request)
         if len(body.requests) > self.settings.max_batch:
             raise TooLarge(f"at most {self.settings.max_batch} requests per batch")
         results = [r if isinstance(r, RankResponse) else {"status": r.status, "detail": r.detail}
                    for r in await self._rank_many(body.requests)]
-        return BatchRankResponse(results=results)
+        return _json(BatchRankResponse(results=results))
 
     @app.post("/v1/reward", response_model=RewardResponse, status_code=202, tags=["v1"])
-    async def reward(self, body: RewardRequest, request: Request) -> RewardResponse:
+    async def reward(self, body: RewardRequest, request: Request) -> Response:
         """Report the outcome of a decision: a number, or a typed interaction."""
         self._authorize(request)
-        return _or_raise((await self._reward_many([body]))[0])
+        return _json(_or_raise((await self._reward_many([body]))[0]), status=202)
 
     @app.post("/v1/events", response_model=EventsResponse, tags=["v1"])
-    async def events(self, body: EventsRequest, request: Request) -> EventsResponse:
+    async def events(self, body: EventsRequest, request: Request) -> Response:
         """Many rewards in one call, with a status per item."""
         self._authorize(request)
         if len(body.events) > self.settings.max_batch:
@@ -385,7 +393,8 @@ class Ingress:
                                            detail=str(outcome.detail)))
             else:
                 results.append(EventResult(index=index, event_id=event_id, status=202))
-        return EventsResponse(accepted=sum(r.status == 202 for r in results), results=results)
+        return _json(EventsResponse(accepted=sum(r.status == 202 for r in results),
+                                    results=results))
 
     @app.post("/v1/activate", response_model=ActivateResponse, status_code=202, tags=["v1"])
     async def activate(self, body: ActivateRequest, request: Request) -> ActivateResponse:
