@@ -7,7 +7,6 @@ acknowledged (202) only once the reward join script has run in Redis.
 
 
 import logging
-import math
 import secrets
 import time
 from datetime import UTC, datetime
@@ -37,14 +36,11 @@ from serve.models import ModelFollower
 from serve.schemas import (
     ActivateRequest,
     ActivateResponse,
-    ApprenticeStats,
     BatchRankRequest,
     BatchRankResponse,
     EventResult,
     EventsRequest,
     EventsResponse,
-    ItemCount,
-    PolicyStats,
     RankedItem,
     RankRequest,
     RankResponse,
@@ -54,6 +50,7 @@ from serve.schemas import (
 )
 from serve.settings import Settings
 from serve.state import RETAIN_SECONDS, Decision, Store, model_key
+from serve.stats import stats_response
 
 log = logging.getLogger(__name__)
 UI_DIR = Path(__file__).parent / "ui"
@@ -95,43 +92,6 @@ app.add_middleware(_DeclaredBodyLimit)
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
-
-
-def _mean_ci(counters: dict[str, float]) -> tuple[int, float | None, float | None,
-                                                    tuple[float, float] | None]:
-    """(n, mean, variance, 95% interval) of the final rewards counted in ``counters``."""
-    n = int(counters.get("learned", 0))
-    if not n:
-        return 0, None, None, None
-    mean = counters.get("reward_sum", 0.0) / n
-    if n < 2:
-        return n, mean, None, None
-    var = max(counters.get("reward_sq", 0.0) / n - mean * mean, 0.0) * n / (n - 1)
-    half = 1.96 * math.sqrt(var / n)
-    return n, mean, var, (mean - half, mean + half)
-
-
-def _arm_stats(spec: str, counters: dict[str, float], published: int, serving: int,
-               pending: int) -> PolicyStats:
-    n, mean, _, ci = _mean_ci(counters)
-    return PolicyStats(
-        policy=spec, decisions=int(counters.get("decisions", 0)),
-        rewards=int(counters.get("rewards", 0)), learned=n, mean_reward=mean,
-        mean_reward_ci=ci, learner_updates=published, model_version=serving,
-        pending_decisions=pending,
-    )
-
-
-def _difference(arm: dict[str, float], control: dict[str, float]
-                ) -> tuple[float | None, tuple[float, float] | None]:
-    """Arm minus control mean reward, with a Welch 95% interval."""
-    n1, m1, v1, _ = _mean_ci(arm)
-    n2, m2, v2, _ = _mean_ci(control)
-    if m1 is None or m2 is None or v1 is None or v2 is None:
-        return None, None
-    diff = m1 - m2
-    half = 1.96 * math.sqrt(v1 / n1 + v2 / n2)
-    return diff, (diff - half, diff + half)
 
 
 # Helpers used by the deployment class must be defined above it: @serve.ingress serializes
@@ -413,26 +373,9 @@ class Ingress:
         self._authorize(request)
         arms = list(self.settings.arm_shares)
         raw = await self.store.stats(arms)
-        control = self.settings.control_arm
-        rows = {}
-        for spec in arms:
-            counters, published, apprentice = raw["policies"][spec]
-            rows[spec] = _arm_stats(spec, counters, published, self.models[spec].version,
-                                    raw["pending"])
-            rows[spec].mode = self._mode(spec)
-            if apprentice is not None and self.settings.learning_mode == "apprentice":
-                rows[spec].apprentice = ApprenticeStats.model_validate(apprentice)
-        for spec, row in rows.items():
-            if spec != control:
-                row.difference_to_control, row.difference_ci = _difference(
-                    raw["policies"][spec][0], raw["policies"][control][0])
-        return StatsResponse(
-            policies=list(rows.values()),
-            control=control,
-            top_clicked=[ItemCount(id=i, count=c) for i, c in raw["clicks"]],
-            top_viewed=[ItemCount(id=i, count=c) for i, c in raw["views"]],
-            log_length=raw["log_length"],
-        )
+        modes = {spec: self._mode(spec) for spec in arms}
+        versions = {spec: self.models[spec].version for spec in arms}
+        return stats_response(raw, self.settings.control_arm, versions, modes)
 
     @app.get("/v1/admin/model", tags=["admin"], response_class=Response)
     async def export_model(self, request: Request) -> Response:
