@@ -130,6 +130,8 @@ def raw_river_linucb(examples: list[Example]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--examples", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="VW policies: alternate ours and raw this often, keep the best")
     args = parser.parse_args()
     examples = stream(args.examples)
     baselines = {
@@ -144,10 +146,15 @@ def main() -> None:
         eps = ours(spec, subset)
         row = {"policy": spec, "examples_per_second": round(eps, 1)}
         if spec.startswith("vw:"):
-            # Same reduction and arguments, measured right after ours so drift hits both.
+            # Same reduction and arguments, alternated with ours and the best of each kept:
+            # on a shared 2-core machine one-off timings swing by +-30%.
             vw_policy = make_policy(spec, seed=0)
             assert isinstance(vw_policy, VWPolicy)
             same = raw_vw(examples, vw_policy._arguments())
+            for _ in range(args.repeats - 1):
+                eps = max(eps, ours(spec, subset))
+                same = max(same, raw_vw(examples, vw_policy._arguments()))
+            row["examples_per_second"] = round(eps, 1)
             row["raw_vw_same_args_per_second"] = round(same, 1)
             row["ratio_to_raw_vw"] = round(eps / same, 3)
         if spec.startswith("river:"):
