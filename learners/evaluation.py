@@ -117,10 +117,12 @@ class RewardModel:
         reward: float | None,
     ) -> list[float]:
         """The predicted reward of every candidate; then learn the chosen one's reward."""
+        from learners.vw import learn_line, predict_line
+
         texts = self._texts(context, as_actions(actions))
-        predictions = [float(self._ws.predict(text)) for text in texts]
+        predictions = [predict_line(self._ws, text) for text in texts]
         if reward is not None:
-            self._ws.learn(f"{float(reward)!r} {texts[chosen]}")
+            learn_line(self._ws, f"{float(reward)!r} {texts[chosen]}")
         return predictions
 
     def save(self) -> bytes:

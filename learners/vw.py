@@ -208,6 +208,25 @@ def learn_multiline(workspace: Workspace, lines: list[str]) -> None:
         pylibvw.vw._finish_example_multi_ex(workspace, examples)
 
 
+def predict_line(workspace: Workspace, line: str) -> float:
+    """The prediction of one single-line (regression) example."""
+    example = pylibvw.vw._parse(workspace, line)[0]
+    try:
+        pylibvw.vw.predict(workspace, example)
+        return float(example.get_simplelabel_prediction())
+    finally:
+        pylibvw.vw._finish_example(workspace, example)
+
+
+def learn_line(workspace: Workspace, line: str) -> None:
+    """Learn one labelled single-line example."""
+    example = pylibvw.vw._parse(workspace, line)[0]
+    try:
+        pylibvw.vw.learn(workspace, example)
+    finally:
+        pylibvw.vw._finish_example(workspace, example)
+
+
 def _cached(
     cache: dict[Any, str], features: Any, build: Callable[[], str], action_id: Any = None
 ) -> str:
