@@ -20,24 +20,43 @@ learners.errors.SpecError: policy `popularity` has no parameter `epsilom`; it ta
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from learners.baselines import Fixed, Popularity, Uniform
 from learners.errors import SpecError
 from learners.policy import Policy, constructor_params, read_header
-from learners.river import RiverEpsilon, RiverLinUCB, RiverThompson
 from learners.vw import ALGORITHMS, VWPolicy
 
-POLICIES: dict[str, type[Policy]] = {
-    "uniform": Uniform,
-    "fixed": Fixed,
-    "popularity": Popularity,
-    "river:epsilon": RiverEpsilon,
-    "river:linucb": RiverLinUCB,
-    "river:thompson": RiverThompson,
-    **{f"vw:{name}": VWPolicy for name in ALGORITHMS},
+_CLASSES = {
+    "uniform": "learners.baselines:Uniform",
+    "fixed": "learners.baselines:Fixed",
+    "popularity": "learners.baselines:Popularity",
+    "river:epsilon": "learners.river:RiverEpsilon",
+    "river:linucb": "learners.river:RiverLinUCB",
+    "river:thompson": "learners.river:RiverThompson",
+    **{f"vw:{name}": "learners.vw:VWPolicy" for name in ALGORITHMS},
 }
+
+
+class _Registry(Mapping[str, type[Policy]]):
+    """Policy name -> class, imported on first use: River pulls in scipy and pandas (~1.6 s
+    and ~70 MB per process), which a service running VW policies never needs."""
+
+    def __getitem__(self, name: str) -> type[Policy]:
+        module, _, attr = _CLASSES[name].partition(":")
+        cls: type[Policy] = getattr(importlib.import_module(module), attr)
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_CLASSES)
+
+    def __len__(self) -> int:
+        return len(_CLASSES)
+
+
+POLICIES: Mapping[str, type[Policy]] = _Registry()
 
 
 def _value(text: str) -> Any:
