@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -81,11 +80,11 @@ class Service:
     """``start()`` brings everything up and waits until ``/readyz`` answers; ``stop()`` undoes
     exactly what ``start()`` did (an external Redis or Ray cluster is left running)."""
 
-    def __init__(self, settings: Settings, stop: threading.Event | None = None) -> None:
+    def __init__(self, settings: Settings, stop: StopFlag | None = None) -> None:
         self.settings = settings
         self.redis: EmbeddedRedis | None = None
         self._started_ray = False
-        self.stopping = stop or threading.Event()
+        self.stopping = stop or StopFlag()
 
     def start(self, timeout: float = 120.0, on_step: Callable[[str], Any] | None = None) -> str:
         step = on_step or (lambda _: None)
@@ -145,7 +144,29 @@ class Service:
             self.redis = None
 
 
-def _catch_signals(stop: threading.Event) -> None:
+class StopFlag:
+    """Set by a signal handler, polled by the main thread. Not a ``threading.Event``: its
+    ``set()`` takes a lock that the main thread holds inside ``Event.wait``, and a handler
+    runs on the main thread, so a signal arriving at that moment deadlocked the process
+    (seen: Ctrl-C ignored, three handlers stuck in ``Event.set``)."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True  # one store, no lock: safe in a signal handler
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._set and time.monotonic() < deadline:
+            time.sleep(min(0.1, timeout))
+        return self._set
+
+
+def _catch_signals(stop: StopFlag) -> None:
     def _signal(signum: int, _frame: Any) -> None:
         stop.set()
 
@@ -156,7 +177,7 @@ def _catch_signals(stop: threading.Event) -> None:
 def serve_forever(settings: Settings, on_step: Callable[[str], Any]) -> None:
     """Start, print the URL, block until Ctrl-C or SIGTERM, then stop everything (also when
     the signal comes while it is still starting)."""
-    stop = threading.Event()
+    stop = StopFlag()
     _catch_signals(stop)
     service = Service(settings, stop)
     try:

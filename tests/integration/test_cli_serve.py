@@ -152,3 +152,34 @@ def wait(predicate, timeout: float = 10.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.1)
+
+
+SIGNAL_STORM = """
+import signal
+from serve.runtime import StopFlag
+flag, hits = StopFlag(), 0
+def handler(signum, frame):
+    global hits
+    hits += 1
+    flag.set()  # from the handler, on the main thread, wherever it was inside flag.wait()
+signal.signal(signal.SIGALRM, handler)
+signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+try:
+    for _ in range(30000):
+        flag._set = False
+        flag.wait(0.0001)
+finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+print(hits)
+"""
+
+
+def test_stop_signals_cannot_deadlock_the_main_thread() -> None:
+    """`raybandit serve` once ignored Ctrl-C: the handler's threading.Event.set() waited for a
+    lock the main thread held inside Event.wait(). A signal every 0.2 ms against 30,000 short
+    waits: with threading.Event in place of StopFlag this subprocess hangs (tried), which
+    fails here on the timeout."""
+    done = subprocess.run([sys.executable, "-c", SIGNAL_STORM], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 1000
