@@ -37,7 +37,8 @@ class LearnerLoop:
         self.client: Any = redis.Redis.from_url(settings.redis_url or "", socket_timeout=5.0,
                                            socket_connect_timeout=2.0)
         self._expire = self.client.register_script(EXPIRE_SCRIPT)
-        checkpoint = read_checkpoint(self.client, spec, settings.initial_model)
+        checkpoint = read_checkpoint(self.client, spec, settings.initial_model,
+                                     with_apprentice=True)
         self.policy = checkpoint.policy
         self.log_id = checkpoint.log_id
         self.published_version = -1 if settings.initial_model else checkpoint.version

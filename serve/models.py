@@ -32,11 +32,17 @@ class Checkpoint:
     reward_model: bytes | None = None
 
 
-def read_checkpoint(client: Any, spec: str, initial_model: str | None = None) -> Checkpoint:
+def read_checkpoint(client: Any, spec: str, initial_model: str | None = None,
+                    with_apprentice: bool = False) -> Checkpoint:
     """The published model of ``spec``; when none exists yet, the registered
-    ``initial_model`` (``models:/NAME@ALIAS``) or else a fresh policy."""
-    data, version, log_id, apprentice, reward_model = client.hmget(
-        model_key(spec), ["bytes", "version", "log_id", "apprentice", "reward_model"])
+    ``initial_model`` (``models:/NAME@ALIAS``) or else a fresh policy. Only the learner
+    needs the apprentice comparison (``with_apprentice``); the replicas, which reload on
+    every new version, do not fetch its reward model."""
+    fields = ["bytes", "version", "log_id"]
+    if with_apprentice:
+        fields += ["apprentice", "reward_model"]
+    data, version, log_id, *extra = client.hmget(model_key(spec), fields)
+    apprentice, reward_model = extra or (None, None)
     if not data:
         policy = make_policy(spec)
         if initial_model:
