@@ -17,8 +17,6 @@ doubly robust term; they live here, below both, so each exists once.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -126,18 +124,14 @@ class RewardModel:
         return predictions
 
     def save(self) -> bytes:
-        with tempfile.TemporaryDirectory(prefix="raybandit-rm-") as folder:
-            path = os.path.join(folder, "model.vw")
-            self._ws.save(path)
-            with open(path, "rb") as handle:
-                return handle.read()
+        from learners.vw import workspace_bytes
+
+        return workspace_bytes(self._ws)
 
     def load(self, data: bytes) -> RewardModel:
-        with tempfile.TemporaryDirectory(prefix="raybandit-rm-") as folder:
-            path = os.path.join(folder, "model.vw")
-            with open(path, "wb") as handle:
-                handle.write(data)
-            previous, self._ws = self._ws, self._workspace(path)
+        from learners.vw import workspace_from_bytes
+
+        previous, self._ws = self._ws, workspace_from_bytes(data, self._workspace)
         previous.finish()
         return self
 
