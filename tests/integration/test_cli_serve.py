@@ -60,15 +60,20 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
     data, port = tmp_path / "data", free_port()
     process = start(data, port)
     lines = wait_ready(process)
-    assert any(f"http://127.0.0.1:{port}" in line for line in lines)
     url = f"http://127.0.0.1:{port}"
-    redis_pid = json.loads((data / "redis" / "redis.json").read_text())["pid"]
-    assert_exposed_on_the_configured_host_only(process.pid, port)
-    actions = [{"id": "a", "features": {"t": 1}}, {"id": "b", "features": {"t": 2}}]
-    for i in range(5):
-        r = httpx.post(f"{url}/v1/rank", json={"context": {"u": i}, "actions": actions}).json()
-        assert httpx.post(f"{url}/v1/reward",
-                          json={"event_id": r["event_id"], "reward": 1}).status_code == 202
+    try:
+        assert any(url in line for line in lines)
+        redis_pid = json.loads((data / "redis" / "redis.json").read_text())["pid"]
+        assert_exposed_on_the_configured_host_only(process.pid, port)
+        actions = [{"id": "a", "features": {"t": 1}}, {"id": "b", "features": {"t": 2}}]
+        for i in range(5):
+            r = httpx.post(f"{url}/v1/rank", json={"context": {"u": i}, "actions": actions}
+                           ).json()
+            assert httpx.post(f"{url}/v1/reward",
+                              json={"event_id": r["event_id"], "reward": 1}).status_code == 202
+    except BaseException:
+        stop(process, signal.SIGTERM)  # a failed check must not leave the service running
+        raise
     out = stop(process, signal.SIGTERM)
     assert process.returncode == 0, out
     assert "stopped" in out
