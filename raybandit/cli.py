@@ -73,7 +73,11 @@ def serve(
         settings = load_settings(config, host=host, port=port, data_dir=data_dir)
     except ValueError as exc:
         _fail(f"bad configuration: {exc}")
-    serve_forever(settings, on_step=lambda message: console.print(f"[bold]raybandit[/bold] {message}"))
+    try:
+        serve_forever(settings,
+                      on_step=lambda message: console.print(f"[bold]raybandit[/bold] {message}"))
+    except RuntimeError as exc:  # did not start in time (stopped cleanly already)
+        _fail(str(exc), code=1)
 
 
 @app.command("export-log")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +85,7 @@ class Service:
         self.settings = settings
         self.redis: EmbeddedRedis | None = None
         self._started_ray = False
+        self._deployed = False
         self.stopping = stop or StopFlag()
 
     def start(self, timeout: float = 120.0, on_step: Callable[[str], Any] | None = None) -> str:
@@ -106,15 +108,26 @@ class Service:
             init_ray(settings.ray_address, include_dashboard=settings.ray_dashboard)
             _catch_signals(self.stopping)  # ray.init replaced them with its own
         step(f"starting the Serve app on {settings.url}")
-        ray_serve.start(http_options={"host": settings.host, "port": settings.port},
-                        logging_config={"enable_access_log": False, "log_level": "WARNING"})
-        ray_serve.run(build_app(settings.model_dump(mode="json")), name=APP_NAME,
-                      route_prefix="/", blocking=False)
-        self._wait_ready(timeout)
+        deadline = time.monotonic() + timeout
+
+        def start_serve() -> None:
+            ray_serve.start(http_options={"host": settings.host, "port": settings.port},
+                            logging_config={"enable_access_log": False, "log_level": "WARNING"})
+            ray_serve.run(build_app(settings.model_dump(mode="json")), name=APP_NAME,
+                          route_prefix="/", blocking=False)
+
+        try:
+            _run_in_thread(start_serve, deadline, self.stopping)
+        except TimeoutError:
+            raise RuntimeError(
+                "Ray Serve did not start the app in time; Ray's logs say why (often its "
+                "workers failing to start or to import raybandit): "
+                "/tmp/ray/session_latest/logs") from None
+        self._deployed = True
+        self._wait_ready(deadline)
         return settings.url
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_ready(self, deadline: float) -> None:
         url = f"{self.settings.url}/readyz"
         while time.monotonic() < deadline:
             if self.stopping.is_set():
@@ -125,23 +138,58 @@ class Service:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the service did not become ready within {timeout}s ({url})")
+        raise RuntimeError(f"the service did not become ready in time ({url})")
 
     def stop(self) -> None:
         import ray
         from ray import serve as ray_serve
 
-        if ray.is_initialized():
+        def delete_app() -> None:
+            ray_serve.delete(APP_NAME)  # replicas run __del__: the learner checkpoints
+            ray_serve.shutdown()
+
+        # An app that never finished deploying on our own Ray has nothing to save, and Serve
+        # may never answer (its controller never started): Ray's shutdown ends it all.
+        if ray.is_initialized() and (self._deployed or not self._started_ray):
             try:
-                ray_serve.delete(APP_NAME)  # replicas run __del__: the learner checkpoints
-                ray_serve.shutdown()
-            except Exception as exc:  # keep going: Redis must still be stopped
-                log.warning("serve shutdown: %s", exc)
+                _run_in_thread(delete_app, time.monotonic() + STOP_SERVE_SECONDS)
+            except Exception as exc:  # keep going: Ray and Redis must still be stopped
+                log.warning("serve shutdown: %r", exc)
         if self._started_ray:
             ray.shutdown()  # also reaps a node whose ray.init was interrupted
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+STOP_SERVE_SECONDS = 60.0
+
+
+def _run_in_thread(work: Callable[[], None], deadline: float,
+                   stop: StopFlag | None = None) -> None:
+    """Run ``work`` in a thread and wait for it, giving up (``TimeoutError``) at
+    ``deadline`` or (``KeyboardInterrupt``) when ``stop`` is set. For Serve's start and
+    delete, which wait on Ray without a timeout: when Ray's workers could not import
+    raybandit, every worker died at start, the controller never came up and the service
+    hung, deaf to Ctrl-C."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the waiting thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="raybandit-serve-call", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("stopped while starting")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{getattr(work, '__name__', 'work')} did not finish in time")
+        thread.join(0.1)
+    if failure:
+        raise failure[0]
 
 
 class StopFlag:

@@ -4,6 +4,7 @@ for `export-log`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -188,3 +189,35 @@ def test_stop_signals_cannot_deadlock_the_main_thread() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 1000
+
+
+def test_ctrl_c_stops_a_service_whose_ray_workers_cannot_start(tmp_path) -> None:
+    """Seen: with an editable install pointing at a deleted checkout, Ray's workers could not
+    import raybandit, every worker died at start, Serve's controller never came up, and
+    `raybandit serve` hung forever, deaf to Ctrl-C. Here a `serve` package that fails to
+    import comes first on the workers' path (the command itself imports the real one from
+    its working directory); Ctrl-C must still stop everything it started."""
+    broken = tmp_path / "broken" / "serve"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('raybandit is not importable')\n")
+    process = start(tmp_path / "data", free_port(), PYTHONPATH=str(broken.parent))
+    started: list[psutil.Process] = []
+    try:
+        assert process.stdout is not None
+        lines = []
+        while not any("starting the Serve app" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        started = psutil.Process(process.pid).children(recursive=True)
+        assert any("raylet" in p.name() for p in started)
+        time.sleep(5)  # workers keep dying; the app cannot come up
+        out = stop(process, signal.SIGINT)
+    finally:
+        if process.poll() is None:  # hung: leave nothing behind for the rest of the suite
+            for p in [psutil.Process(process.pid), *started]:
+                with contextlib.suppress(psutil.Error):
+                    p.kill()
+    assert "raybandit stopped" in out
+    assert process.returncode == 0
+    wait(lambda: not any(pid_alive(p.pid) for p in started), timeout=30)
