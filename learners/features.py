@@ -63,6 +63,35 @@ def featurize(obj: Mapping[str, Any] | None) -> Namespaces:
     return namespaces
 
 
+def count_features(obj: Mapping[str, Any] | None) -> int:
+    """How many features ``featurize(obj)`` yields, without building their names: the
+    service checks its per-request limit on every request, before the policy featurizes.
+    Values ``featurize`` would reject are counted as one; it reports them itself.
+
+    >>> count_features({"age": 31, "zero": 0, "tags": ["a", "b"], "geo": {"lat": 48.8},
+    ...                 "member": False, "none": None})
+    4
+    """
+    if not obj:
+        return 0
+    n = 0
+    for value in obj.values():
+        kind = type(value)
+        if kind is str:
+            n += 1
+        elif kind is float or kind is int or kind is bool:
+            n += value != 0  # zero and False are left out; NaN counts (and is refused)
+        elif value is None:
+            continue
+        elif isinstance(value, Mapping):
+            n += count_features(value)
+        elif isinstance(value, list | tuple | set | frozenset):
+            n += sum(1 for item in value if type(item) is str or item != 0)
+        else:
+            n += 1
+    return n
+
+
 def _add_object(out: list[tuple[str, float]], prefix: str, obj: Mapping[str, Any]) -> None:
     for key, value in obj.items():
         name = f"{prefix}{key}"

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from redis.exceptions import NoScriptError
 
 RETAIN_SECONDS = 3600
 LOG = "rb:log"
@@ -209,12 +210,11 @@ class Store:
         """Store new decisions in one round trip; False where the event id is taken."""
         if not decisions:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for d in decisions:
-            await self._rank(keys=[decision_key(d.event_id)], client=pipe, args=[
-                d.event_id, d.decision_json, d.policy, d.chosen, d.user, int(d.deferred),
-                d.deadline, d.ttl])
-        return [_text(outcome) == "ok" for outcome in await pipe.execute()]
+        outcomes = await self._run(self._rank, [
+            (decision_key(d.event_id), [d.event_id, d.decision_json, d.policy, d.chosen, d.user,
+                                        int(d.deferred), d.deadline, d.ttl])
+            for d in decisions])
+        return [_text(outcome) == "ok" for outcome in outcomes]
 
     async def rewards(self, rewards: list[tuple[str, float, str, str]], *, aggregation: str,
                       history_length: int) -> list[str]:
@@ -222,12 +222,34 @@ class Store:
         of each: accepted, unknown, deferred, expired or duplicate."""
         if not rewards:
             return []
+        outcomes = await self._run(self._reward, [
+            (decision_key(event_id), [event_id, repr(float(reward)), aggregation, kind,
+                                      action_id, history_length, RETAIN_SECONDS])
+            for event_id, reward, kind, action_id in rewards])
+        return [_text(outcome) for outcome in outcomes]
+
+    async def _run(self, script: Any, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """Run ``script`` once per (key, args), in order, in one round trip, by its SHA.
+        (redis-py's pipelined scripts ask SCRIPT EXISTS first: a second round trip on every
+        request.) Where Redis no longer knows the script (it restarted), load it and run
+        those calls again: a refused call changed nothing."""
+        results = await self._evalsha(script.sha, calls)
+        missing = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if missing:
+            await self.redis.script_load(script.script)
+            again = await self._evalsha(script.sha, [calls[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def _evalsha(self, sha: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
-        for event_id, reward, kind, action_id in rewards:
-            await self._reward(keys=[decision_key(event_id)], client=pipe, args=[
-                event_id, repr(float(reward)), aggregation, kind, action_id, history_length,
-                RETAIN_SECONDS])
-        return [_text(outcome) for outcome in await pipe.execute()]
+        for key, args in calls:
+            pipe.evalsha(sha, 1, key, *args)
+        return list(await pipe.execute(raise_on_error=False))
 
     async def activate(self, event_id: str, deadline: float) -> str:
         return _text(await self._activate(keys=[decision_key(event_id)], args=[event_id, deadline]))

@@ -12,6 +12,7 @@ import redis
 from serve.client import APIError, Client
 from serve.export import iter_log
 from serve.runtime import Service
+from serve.schemas import RankResponse
 from tests.integration.conftest import wait_for
 
 ITEMS = [{"id": f"item{i}", "features": {"topic": f"t{i}", "length": 1 + i % 3}}
@@ -39,6 +40,36 @@ def test_same_event_id_is_refused_twice(client: Client) -> None:
     with pytest.raises(APIError) as err:
         client.rank({"user": "x"}, ITEMS, event_id="dup-rank")
     assert err.value.status == 409
+
+
+def test_batch_rank_decides_each_request_and_refuses_bad_items_in_place(
+        client: Client, service: Service) -> None:
+    """Many decisions per call: each good item is ranked and stored like a single rank (its
+    reward is accepted and logged), a bad or duplicate item gets its own 4xx in its place,
+    and every answer has exactly the documented RankResponse shape."""
+    good = [{"context": {"user": f"u{i}"}, "actions": ITEMS, "event_id": f"batch-{i}"}
+            for i in range(5)]
+    items = [*good[:2], {"context": {}, "actions": []}, good[2],
+             {**good[3], "event_id": "batch-1"}, *good[3:], {"context": {}, "actions": ITEMS,
+                                                            "colour": "red"}]
+    results = client.rank_batch(items)
+    assert [r.get("status") for r in results] == [None, None, 422, None, 409, None, None, 422]
+    ranked = [r for r in results if "status" not in r]
+    assert [r["event_id"] for r in ranked] == [f"batch-{i}" for i in range(5)]
+    single = client.rank({"user": "solo"}, ITEMS)
+    for r in [*ranked, single]:
+        assert RankResponse.model_validate(r).model_dump(mode="json") == r
+        assert abs(sum(item["probability"] for item in r["ranking"]) - 1) < 1e-9
+    outcome = client.events([{"event_id": r["event_id"], "reward": 1.0} for r in ranked])
+    assert outcome["accepted"] == 5
+    for r in ranked:
+        (entry,) = log_entries(service.settings.redis_url, r["event_id"])
+        assert entry["chosen"] == r["chosen"] and entry["reward"] == 1.0
+        assert entry["actions"] == ITEMS
+    with pytest.raises(APIError) as err:
+        client.rank_batch([{"context": {}, "actions": ITEMS[:1]}] *
+                          (service.settings.max_batch + 1))
+    assert err.value.status == 413
 
 
 def log_entries(url: str, event_id: str) -> list[dict]:

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from learners import FeatureError, featurize, flatten
+from learners.features import count_features
 from learners.vw_format import adf_lines, escape
 
 
@@ -47,3 +50,30 @@ def test_escaped_lines_are_read_by_vw_as_distinct_features() -> None:
     a_b = ws.get_weight_from_name(escape("a b"), " ")
     a_pipe_b = ws.get_weight_from_name(escape("a|b"), " ")
     assert a_b != 0.0 and a_pipe_b != 0.0 and a_b != a_pipe_b
+
+
+def _random_value(rng: random.Random, depth: int = 0):
+    kind = rng.randrange(9 if depth < 2 else 8)
+    if kind == 0:
+        return rng.choice([0, 0.0, 3, -1.5, 1e-9])
+    if kind == 1:
+        return rng.choice(["x", "", "a b"])
+    if kind == 2:
+        return rng.choice([True, False])
+    if kind == 3:
+        return None
+    if kind == 4:
+        return [rng.choice(["p", "q", "r"]) for _ in range(rng.randrange(4))]
+    if kind == 5:
+        return [rng.choice([0, 1, 2.5, True, False]) for _ in range(rng.randrange(4))]
+    if kind in (6, 7):
+        return rng.uniform(-2, 2)
+    return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randrange(4))}
+
+
+def test_count_features_agrees_with_featurize() -> None:
+    """The service's request limit counts without featurizing; it must count the same."""
+    rng = random.Random(7)
+    for _ in range(2000):
+        obj = {f"f{i}": _random_value(rng) for i in range(rng.randrange(6))}
+        assert count_features(obj) == sum(len(f) for f in featurize(obj).values()), obj

@@ -1,0 +1,48 @@
+"""The Redis state layer against a real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from serve.redis_server import EmbeddedRedis
+from serve.state import Decision, Store
+
+
+@pytest.fixture()
+def fresh_redis(tmp_path):
+    with EmbeddedRedis(tmp_path / "redis") as server:
+        yield server
+
+
+def decision(i: int) -> Decision:
+    return Decision(event_id=f"e{i}", decision_json=b'{"event_id": "e%d"}' % i, policy="p",
+                    chosen="a", user="", deferred=False, deadline=time.time() + 60, ttl=600)
+
+
+def test_scripts_run_again_after_redis_forgot_them(fresh_redis) -> None:
+    """Decisions and rewards are pipelined by script SHA. A Redis that lost its scripts
+    (restarted, SCRIPT FLUSH) is given them again and only the refused calls are retried:
+    every decision stored once, every reward joined once, nothing counted twice."""
+    async def scenario() -> None:
+        store = Store(fresh_redis.url)
+        try:
+            # the very first call: this Redis has never seen the script
+            assert await store.record_decisions([decision(0), decision(1)]) == [True, True]
+            await store.redis.script_flush()
+            assert await store.record_decisions([decision(1), decision(2)]) == [False, True]
+            await store.redis.script_flush()
+            outcomes = await store.rewards(
+                [("e0", 1.0, "reward", ""), ("e0", 0.5, "reward", ""), ("e9", 1.0, "click", "")],
+                aggregation="first", history_length=0)
+            assert outcomes == ["accepted", "duplicate", "unknown"]
+            stats = await store.redis.hgetall("rb:stats:p")
+            assert stats[b"decisions"] == b"3" and stats[b"rewards"] == b"1"
+            assert await store.redis.xlen("rb:log") == 1
+            assert await store.redis.zcard("rb:deadlines") == 2  # e1, e2 still wait
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
