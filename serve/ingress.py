@@ -183,7 +183,8 @@ class Ingress:
             "event_id": event_id,
             "timestamp": datetime.now(UTC).isoformat(),
             "context": context,
-            "actions": ranking.actions,  # dataclasses: orjson writes {"id", "features"}
+            # dicts, not the Action dataclasses: orjson writes those 3x slower
+            "actions": [{"id": a.id, "features": a.features} for a in ranking.actions],
             "chosen": chosen,
             "probability": probability,
             "policy": arm,
