@@ -7,9 +7,10 @@ Reports, as JSON: startup to ready and memory (PSS of every process of the servi
 requests/s with p50/p99 latency and server CPU ms per request at each concurrency, reward
 throughput with reward-to-model freshness (time from a 202 to a published model version that
 includes it), one at a time and batched (/v1/events), batch-rank decisions/s, and the plain
-app's rank figures with the ratio. Rank load comes from `wrk` when it is installed (as the
-issue measured; `apt-get install wrk`), else from an asyncio httpx client in this process;
-the other loads need per-request bodies and always use httpx. All load shares the 2 cores.
+app's rank figures with the ratio. Rank and batch-rank load come from `wrk` when it is
+installed (as the issue measured; `apt-get install wrk`; the client then costs the 2 shared
+cores little), else from an asyncio httpx client in this process; reward loads need
+per-request bodies (event ids) and always use httpx. All load shares the 2 cores.
 """
 
 from __future__ import annotations
@@ -74,16 +75,22 @@ def pss_mb(processes: list[psutil.Process]) -> float:
 
 
 async def load(url: str, path: str, make_body, seconds: float, concurrency: int,
-               after=None, until=None) -> dict[str, Any]:
+               after=None, until=None, rate: float | None = None) -> dict[str, Any]:
+    """Closed-loop load from ``concurrency`` clients; with ``rate``, requests are started
+    on a fixed schedule of ``rate`` per second instead of as fast as answers come back."""
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
+    next_start = [time.perf_counter()]
 
     async def worker(seed: int) -> None:
         nonlocal errors
         rng = random.Random(seed)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             while time.perf_counter() < stop_at and not (until and until()):
+                if rate:
+                    slot, next_start[0] = next_start[0], next_start[0] + 1 / rate
+                    await asyncio.sleep(max(0.0, slot - time.perf_counter()))
                 start = time.perf_counter()
                 response = await client.post(path, json=make_body(rng))
                 latencies.append(time.perf_counter() - start)
@@ -119,9 +126,15 @@ end
 """
 
 
-def wrk_rank(url: str, path: str, seconds: float, concurrency: int) -> dict[str, Any]:
-    """The same fixed rank body at ``concurrency`` open connections, one wrk thread."""
-    body = json.dumps(rank_body(random.Random(0)))
+def batch_body(rng: random.Random) -> dict[str, Any]:
+    return {"requests": [rank_body(rng) for _ in range(100)]}
+
+
+def wrk_rank(url: str, path: str, seconds: float, concurrency: int,
+             make_body=rank_body) -> dict[str, Any]:
+    """The same fixed body at ``concurrency`` open connections, one wrk thread (the bodies
+    carry no event id: every call is new decisions)."""
+    body = json.dumps(make_body(random.Random(0)))
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT % body)
     try:
@@ -144,11 +157,11 @@ async def _call(function, *args: Any) -> dict[str, Any]:
     return await asyncio.to_thread(function, *args)
 
 
-def rank_load(url: str, path: str, seconds: float, concurrency: int):
+def rank_load(url: str, path: str, seconds: float, concurrency: int, make_body=rank_body):
     """A rank load coroutine: wrk when installed, else httpx."""
     if shutil.which("wrk"):
-        return _call(wrk_rank, url, path, seconds, concurrency)
-    return load(url, path, rank_body, seconds, concurrency)
+        return _call(wrk_rank, url, path, seconds, concurrency, make_body)
+    return load(url, path, make_body, seconds, concurrency)
 
 
 def measured(server: list[psutil.Process], coro) -> dict[str, Any]:
@@ -201,6 +214,38 @@ def freshness_stats(redis_url: str, samples: list, since: float) -> dict[str, An
             "p99_ms": round(1000 * delays[int(len(delays) * 0.99)], 1)}
 
 
+def batched_rewards(url: str, redis_url: str, server: list[psutil.Process], ranked: list[str],
+                    seconds: float, rate: float | None = None) -> dict[str, Any]:
+    """Rewards for the waiting decisions in ``ranked`` (taken newest first), 100 per
+    /v1/events call from 4 clients (``rate`` calls/s, else as fast as they are answered),
+    with reward-to-published-model freshness."""
+    samples: list = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=freshness, args=(redis_url, "vw:squarecb", stop, samples))
+    since = time.time()
+    sampler.start()
+    accepted = 0
+
+    def events_body(rng: random.Random) -> dict[str, Any]:
+        chunk = [ranked.pop() for _ in range(min(100, len(ranked)))]
+        return {"events": [{"event_id": e, "reward": 1.0} for e in chunk]}
+
+    async def count(client: httpx.AsyncClient, response: httpx.Response) -> None:
+        nonlocal accepted
+        accepted += response.json()["accepted"]
+
+    rewards = measured(server, load(url, "/v1/events", events_body, seconds, 4, count,
+                                    until=lambda: not ranked, rate=rate))
+    time.sleep(2)
+    stop.set()
+    sampler.join()
+    rewards["rewards_accepted"] = accepted
+    rewards["rewards_per_second"] = round(
+        accepted / max(rewards["requests"], 1) * rewards["requests_per_second"], 1)
+    rewards["freshness"] = freshness_stats(redis_url, samples, since)
+    return rewards
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -220,7 +265,7 @@ def main() -> None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             wait_http(f"{url}/readyz")
-            while httpx.get(f"{url}/readyz").status_code != 200:
+            while httpx.get(f"{url}/readyz", timeout=30).status_code != 200:
                 time.sleep(0.1)
             out["startup_seconds"] = round(time.perf_counter() - started, 1)
             server = tree(psutil.Process(proc.pid))
@@ -248,45 +293,22 @@ def main() -> None:
             out["rank_and_reward_c8"] = {**pairs, "rewards_per_second": pairs[
                 "requests_per_second"], "freshness": freshness_stats(redis_url, samples, since)}
 
-            def batch_body(rng: random.Random) -> dict[str, Any]:
-                return {"requests": [rank_body(rng) for _ in range(100)]}
-
-            ranked: list[str] = []
-
-            async def keep_ids(client: httpx.AsyncClient, response: httpx.Response) -> None:
-                ranked.extend(r["event_id"] for r in response.json()["results"])
-
-            batch = measured(server, load(url, "/v1/rank/batch", batch_body, args.seconds, 4,
-                                          keep_ids))
+            batch = measured(server, rank_load(url, "/v1/rank/batch", args.seconds, 4,
+                                               batch_body))
             batch["decisions_per_second"] = round(batch["requests_per_second"] * 100, 1)
+            # the decisions just made are the newest still waiting for a reward
+            # every decision still waiting for a reward (rank and batch phases), newest last
+            waiting: Any = redis.Redis.from_url(redis_url).zrange("rb:deadlines", 0, -1)
+            ranked = [e.decode() for e in waiting]
             out["batch_rank_c4"] = batch
 
-            # every decision just ranked gets its reward, 100 per /v1/events call
-            samples, stop = [], threading.Event()
-            sampler = threading.Thread(target=freshness,
-                                       args=(redis_url, "vw:squarecb", stop, samples))
-            since = time.time()
-            sampler.start()
-            accepted = 0
-
-            def events_body(rng: random.Random) -> dict[str, Any]:
-                chunk = [ranked.pop() for _ in range(min(100, len(ranked)))]
-                return {"events": [{"event_id": e, "reward": 1.0} for e in chunk]}
-
-            async def count(client: httpx.AsyncClient, response: httpx.Response) -> None:
-                nonlocal accepted
-                accepted += response.json()["accepted"]
-
-            rewards = measured(server, load(url, "/v1/events", events_body, args.seconds, 4,
-                                            count, until=lambda: not ranked))
+            # rewards for waiting decisions, 100 per /v1/events call: first at the issue's
+            # goal rate (2,000/s), then as fast as the service takes them
+            out["batched_rewards_2000_per_s"] = batched_rewards(
+                url, redis_url, server, ranked, args.seconds, rate=20)
             time.sleep(2)
-            stop.set()
-            sampler.join()
-            rewards["rewards_accepted"] = accepted
-            rewards["rewards_per_second"] = round(
-                accepted / rewards["requests"] * rewards["requests_per_second"], 1)
-            rewards["freshness"] = freshness_stats(redis_url, samples, since)
-            out["batched_rewards_c4"] = rewards
+            out["batched_rewards_c4"] = batched_rewards(url, redis_url, server, ranked,
+                                                        args.seconds)
             out["loaded_pss_mb"] = round(pss_mb(tree(psutil.Process(proc.pid))), 1)
         finally:
             proc.terminate()
