@@ -155,6 +155,7 @@ class Service:
                 _run_in_thread(delete_app, time.monotonic() + STOP_SERVE_SECONDS)
             except Exception as exc:  # keep going: Ray and Redis must still be stopped
                 log.warning("serve shutdown: %r", exc)
+        self._deployed = False
         if self._started_ray:
             ray.shutdown()  # also reaps a node whose ray.init was interrupted
         if self.redis is not None:
