@@ -28,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,16 +215,28 @@ def freshness_stats(redis_url: str, samples: list, since: float) -> dict[str, An
             "p99_ms": round(1000 * delays[int(len(delays) * 0.99)], 1)}
 
 
-def batched_rewards(url: str, redis_url: str, server: list[psutil.Process], ranked: list[str],
-                    seconds: float, rate: float | None = None) -> dict[str, Any]:
-    """Rewards for the waiting decisions in ``ranked`` (taken newest first), 100 per
-    /v1/events call from 4 clients (``rate`` calls/s, else as fast as they are answered),
-    with reward-to-published-model freshness."""
+def with_freshness(redis_url: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()``'s result with the freshness of the rewards logged meanwhile (sampled until
+    2 s after it ends, so the last ones can be published)."""
     samples: list = []
     stop = threading.Event()
     sampler = threading.Thread(target=freshness, args=(redis_url, "vw:squarecb", stop, samples))
     since = time.time()
     sampler.start()
+    try:
+        result = run()
+        time.sleep(2)
+    finally:
+        stop.set()
+        sampler.join()
+    return {**result, "freshness": freshness_stats(redis_url, samples, since)}
+
+
+def batched_rewards(url: str, redis_url: str, server: list[psutil.Process], ranked: list[str],
+                    seconds: float, rate: float | None = None) -> dict[str, Any]:
+    """Rewards for the waiting decisions in ``ranked`` (taken newest first), 100 per
+    /v1/events call from 4 clients (``rate`` calls/s, else as fast as they are answered),
+    with reward-to-published-model freshness."""
     accepted = 0
 
     def events_body(rng: random.Random) -> dict[str, Any]:
@@ -234,15 +247,12 @@ def batched_rewards(url: str, redis_url: str, server: list[psutil.Process], rank
         nonlocal accepted
         accepted += response.json()["accepted"]
 
-    rewards = measured(server, load(url, "/v1/events", events_body, seconds, 4, count,
-                                    until=lambda: not ranked, rate=rate))
-    time.sleep(2)
-    stop.set()
-    sampler.join()
+    rewards = with_freshness(redis_url, lambda: measured(server, load(
+        url, "/v1/events", events_body, seconds, 4, count, until=lambda: not ranked,
+        rate=rate)))
     rewards["rewards_accepted"] = accepted
     rewards["rewards_per_second"] = round(
         accepted / max(rewards["requests"], 1) * rewards["requests_per_second"], 1)
-    rewards["freshness"] = freshness_stats(redis_url, samples, since)
     return rewards
 
 
@@ -275,28 +285,18 @@ def main() -> None:
                            for c in args.concurrency]
             info = json.loads((Path(folder) / "data" / "redis" / "redis.json").read_text())
             redis_url = f"redis://127.0.0.1:{info['port']}/0"
-            samples: list = []
-            stop = threading.Event()
-            sampler = threading.Thread(target=freshness,
-                                       args=(redis_url, "vw:squarecb", stop, samples))
-            since = time.time()
-            sampler.start()
-
             async def reward(client: httpx.AsyncClient, response: httpx.Response) -> None:
                 await client.post("/v1/reward", json={"event_id": response.json()["event_id"],
                                                       "reward": 1.0})
 
-            pairs = measured(server, load(url, "/v1/rank", rank_body, args.seconds, 8, reward))
-            time.sleep(2)
-            stop.set()
-            sampler.join()
-            out["rank_and_reward_c8"] = {**pairs, "rewards_per_second": pairs[
-                "requests_per_second"], "freshness": freshness_stats(redis_url, samples, since)}
+            pairs = with_freshness(redis_url, lambda: measured(server, load(
+                url, "/v1/rank", rank_body, args.seconds, 8, reward)))
+            out["rank_and_reward_c8"] = {**pairs,
+                                         "rewards_per_second": pairs["requests_per_second"]}
 
             batch = measured(server, rank_load(url, "/v1/rank/batch", args.seconds, 4,
                                                batch_body))
             batch["decisions_per_second"] = round(batch["requests_per_second"] * 100, 1)
-            # the decisions just made are the newest still waiting for a reward
             # every decision still waiting for a reward (rank and batch phases), newest last
             waiting: Any = redis.Redis.from_url(redis_url).zrange("rb:deadlines", 0, -1)
             ranked = [e.decode() for e in waiting]
