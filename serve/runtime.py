@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from serve.ray_hooks import prepare_worker
 from serve.redis_server import EmbeddedRedis, free_port
 from serve.settings import Settings
 
@@ -45,7 +46,7 @@ SERVE_ENVIRONMENT = {
 }
 RUNTIME_ENV = {
     "env_vars": {"OPENBLAS_NUM_THREADS": "1"},
-    "worker_process_setup_hook": "serve.ray_hooks.bind_haproxy_to_configured_host",
+    "worker_process_setup_hook": "serve.ray_hooks.prepare_worker",
 }
 
 
@@ -96,6 +97,7 @@ class Service:
             step(f"starting embedded Redis (data in {settings.data_dir})")
             self.redis = EmbeddedRedis(settings.data_dir / "redis").start()
             settings = self.settings = settings.model_copy(update={"redis_url": self.redis.url})
+        prepare_worker()  # this process imports Serve too
         import ray
         from ray import serve as ray_serve
 
