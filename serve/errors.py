@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -49,6 +50,11 @@ class Unavailable(ServiceError):
     status = 503
 
 
+def validation_details(exc: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
+    """A validation error's items as the API reports them: where, what, which kind."""
+    return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+
+
 def install(app: FastAPI) -> None:
     """Register the mapping on a FastAPI app."""
 
@@ -68,6 +74,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")}
-                  for e in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": validation_details(exc)}, status_code=422)

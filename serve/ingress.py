@@ -33,6 +33,7 @@ from serve.errors import (
     ServiceError,
     TooLarge,
     Unauthorized,
+    validation_details,
 )
 from serve.models import ModelFollower
 from serve.schemas import (
@@ -58,10 +59,6 @@ UI_DIR = Path(__file__).parent / "ui"
 
 app = http.new_app(title="raybandit", version="1",
                    description="Contextual-bandit ranking: rank, reward, learn online.")
-
-
-def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
 
 
 # Helpers used by the deployment class must be defined above it: @serve.ingress serializes
@@ -220,7 +217,7 @@ class Ingress:
                 body = item if isinstance(item, RankRequest) else RankRequest.model_validate(item)
                 record, response = await self._decide(body)
             except ValidationError as exc:
-                results.append(Invalid(_errors(exc)))
+                results.append(Invalid(validation_details(exc)))
             except ServiceError as exc:
                 results.append(exc)
             else:
@@ -254,7 +251,7 @@ class Ingress:
                         else RewardRequest.model_validate(item))
                 reward, kind = self._reward_of(body)
             except ValidationError as exc:
-                results.append(Invalid(_errors(exc)))
+                results.append(Invalid(validation_details(exc)))
             except ServiceError as exc:
                 results.append(exc)
             else:
