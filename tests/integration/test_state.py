@@ -23,9 +23,10 @@ def decision(i: int) -> Decision:
 
 
 def test_scripts_run_again_after_redis_forgot_them(fresh_redis) -> None:
-    """Decisions and rewards are pipelined by script SHA. A Redis that lost its scripts
-    (restarted, SCRIPT FLUSH) is given them again and only the refused calls are retried:
-    every decision stored once, every reward joined once, nothing counted twice."""
+    """Decisions and rewards run as one script call per request, by SHA. A Redis that lost
+    its scripts (restarted, SCRIPT FLUSH) is given them again and the refused call, which
+    changed nothing, runs once more: every decision stored once, every reward joined once
+    and in order, nothing counted twice."""
     async def scenario() -> None:
         store = Store(fresh_redis.url)
         try:
@@ -33,15 +34,17 @@ def test_scripts_run_again_after_redis_forgot_them(fresh_redis) -> None:
             assert await store.record_decisions([decision(0), decision(1)]) == [True, True]
             await store.redis.script_flush()
             assert await store.record_decisions([decision(1), decision(2)]) == [False, True]
+            # an id repeated within one call is stored once
+            assert await store.record_decisions([decision(3), decision(3)]) == [True, False]
             await store.redis.script_flush()
             outcomes = await store.rewards(
                 [("e0", 1.0, "reward", ""), ("e0", 0.5, "reward", ""), ("e9", 1.0, "click", "")],
                 aggregation="first", history_length=0)
             assert outcomes == ["accepted", "duplicate", "unknown"]
             stats = await store.redis.hgetall("rb:stats:p")
-            assert stats[b"decisions"] == b"3" and stats[b"rewards"] == b"1"
+            assert stats[b"decisions"] == b"4" and stats[b"rewards"] == b"1"
             assert await store.redis.xlen("rb:log") == 1
-            assert await store.redis.zcard("rb:deadlines") == 2  # e1, e2 still wait
+            assert await store.redis.zcard("rb:deadlines") == 3  # e1, e2, e3 still wait
         finally:
             await store.close()
 
