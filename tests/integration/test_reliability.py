@@ -147,7 +147,8 @@ bad_rank = st.one_of(
                            "actions": st.just([])}),
     st.fixed_dictionaries({"actions": st.just([{"id": "a"}, {"id": "a"}])}),
     st.fixed_dictionaries({"actions": st.lists(st.fixed_dictionaries({"id": st.one_of(
-        st.none(), st.floats(), st.lists(st.integers(), max_size=1), st.just(""))}),
+        st.none(), st.floats(), st.lists(st.integers(), max_size=1),
+        st.sampled_from(["", " \t"]))}),
         min_size=1, max_size=3)}),
     st.fixed_dictionaries({"context": st.one_of(st.lists(st.integers()), st.text(), st.integers()),
                            "actions": st.lists(good_action, min_size=1, max_size=2)}),

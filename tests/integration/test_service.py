@@ -51,9 +51,12 @@ def test_batch_rank_decides_each_request_and_refuses_bad_items_in_place(
             for i in range(5)]
     items = [*good[:2], {"context": {}, "actions": []}, good[2],
              {**good[3], "event_id": "batch-1"}, *good[3:], {"context": {}, "actions": ITEMS,
-                                                            "colour": "red"}]
+                                                            "colour": "red"},
+             {"actions": [ITEMS[0], {"id": " "}]}]
     results = client.rank_batch(items)
-    assert [r.get("status") for r in results] == [None, None, 422, None, 409, None, None, 422]
+    assert [r.get("status") for r in results] == [None, None, 422, None, 409, None, None, 422,
+                                                  422]
+    assert "`actions[1].id` must be a non-empty string" in str(results[-1]["detail"])
     ranked = [r for r in results if "status" not in r]
     assert [r["event_id"] for r in ranked] == [f"batch-{i}" for i in range(5)]
     single = client.rank({"user": "solo"}, ITEMS)
