@@ -41,7 +41,6 @@ from serve.schemas import (
     ActivateResponse,
     BatchRankRequest,
     BatchRankResponse,
-    EventResult,
     EventsRequest,
     EventsResponse,
     RankRequest,
@@ -241,9 +240,10 @@ class Ingress:
             raise Invalid(f"`reward` must be in [{s.reward_min}, {s.reward_max}], got {reward}")
         return reward, kind
 
-    async def _reward_many(self, items: list[Any]) -> list[RewardResponse | ServiceError]:
-        """Validate every reward, then run all their joins in one Redis round trip."""
-        results: list[RewardResponse | ServiceError] = []
+    async def _reward_many(self, items: list[Any]) -> list[dict[str, Any] | ServiceError]:
+        """Validate every reward, then run all their joins in one Redis round trip. Answers
+        are plain dicts with RewardResponse's keys (as ``_decide``'s; tests hold them equal)."""
+        results: list[dict[str, Any] | ServiceError] = []
         valid: list[tuple[int, RewardRequest, float, str]] = []
         for item in items:
             try:
@@ -256,8 +256,8 @@ class Ingress:
                 results.append(exc)
             else:
                 valid.append((len(results), body, reward, kind))
-                results.append(RewardResponse(event_id=body.event_id, status="accepted",
-                                              reward=reward))
+                results.append({"event_id": body.event_id, "status": "accepted",
+                                "reward": reward})
         outcomes = await self.store.rewards(
             [(body.event_id, reward, kind, "" if body.action_id is None else str(body.action_id))
              for _, body, reward, kind in valid],
@@ -306,14 +306,15 @@ class Ingress:
         results = []
         for index, (item, outcome) in enumerate(
                 zip(body.events, await self._reward_many(body.events), strict=True)):
-            event_id = item.get("event_id") if isinstance(item, dict) else None
+            event_id = item.get("event_id")
+            # EventResult's keys; the event id only where the caller gave a string
+            result = {"index": index, "event_id": event_id if isinstance(event_id, str) else None,
+                      "status": 202, "detail": None}
             if isinstance(outcome, ServiceError):
-                results.append(EventResult(index=index, event_id=event_id, status=outcome.status,
-                                           detail=str(outcome.detail)))
-            else:
-                results.append(EventResult(index=index, event_id=event_id, status=202))
-        return http.json_response(EventsResponse(accepted=sum(r.status == 202 for r in results),
-                                    results=results))
+                result.update(status=outcome.status, detail=str(outcome.detail))
+            results.append(result)
+        return http.json_response({"accepted": sum(r["status"] == 202 for r in results),
+                                   "results": results})
 
     @app.post("/v1/activate", response_model=ActivateResponse, status_code=202, tags=["v1"])
     async def activate(self, body: ActivateRequest, request: Request) -> ActivateResponse:

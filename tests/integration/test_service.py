@@ -12,7 +12,7 @@ import redis
 from serve.client import APIError, Client
 from serve.export import iter_log
 from serve.runtime import Service
-from serve.schemas import RankResponse
+from serve.schemas import EventsResponse, RankResponse, RewardResponse
 from tests.integration.conftest import wait_for
 
 ITEMS = [{"id": f"item{i}", "features": {"topic": f"t{i}", "length": 1 + i % 3}}
@@ -81,7 +81,9 @@ def log_entries(url: str, event_id: str) -> list[dict]:
 
 def test_duplicate_reward_is_learned_once(client: Client, service: Service) -> None:
     r = client.rank({"user": "carol"}, ITEMS)
-    assert client.reward(r["event_id"], 1.0)["status"] == "accepted"
+    answer = client.reward(r["event_id"], 1.0)
+    assert answer == {"event_id": r["event_id"], "status": "accepted", "reward": 1.0}
+    assert RewardResponse.model_validate(answer).model_dump(mode="json") == answer
     with pytest.raises(APIError) as err:
         client.reward(r["event_id"], 1.0)
     assert err.value.status == 409
@@ -116,9 +118,13 @@ def test_typed_interactions_and_batch_events(client: Client, service: Service) -
         {"event_id": b["event_id"], "type": "frown"},
         {"event_id": "nope", "type": "click"},
         {"event_id": c["event_id"], "type": "like"},
+        {"event_id": 7, "reward": 1.0},
     ])
-    assert [item["status"] for item in result["results"]] == [202, 422, 404, 202]
+    assert [item["status"] for item in result["results"]] == [202, 422, 404, 202, 422]
     assert result["accepted"] == 2
+    assert EventsResponse.model_validate(result).model_dump(mode="json") == result
+    assert [item["event_id"] for item in result["results"]] == [
+        a["event_id"], b["event_id"], "nope", c["event_id"], None]
     assert log_entries(service.settings.redis_url, a["event_id"])[0]["reward"] == 1.0
 
 
