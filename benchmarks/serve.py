@@ -1,7 +1,7 @@
 """Serving benchmark: bounded loopback load against `raybandit serve`, and the same rank load
 against a plain single-process FastAPI + VW app, in the same run.
 
-    python -m benchmarks.serve [--seconds S] [--concurrency 1 8 32]
+    python -m benchmarks.serve [--seconds S] [--concurrency 1 8 32] [--replicas N]
 
 Reports, as JSON: startup to ready and memory (PSS of every process of the service), rank
 requests/s with p50/p99 latency and server CPU ms per request at each concurrency, reward
@@ -260,8 +260,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="ranking replicas (default: the service's own default)")
     args = parser.parse_args()
     out: dict[str, Any] = {"benchmark": "serve", "machine": machine(),
+                           "replicas": args.replicas,
                            "request": {"actions": N_ACTIONS, "action_features": N_ACTION_FEATURES,
                                        "context_features": N_CONTEXT}}
     with tempfile.TemporaryDirectory() as folder:
@@ -269,6 +272,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         # long enough for the batched rewards to find their decisions still waiting
         env = {**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "120"}
+        if args.replicas is not None:
+            env["RAYBANDIT_REPLICAS"] = str(args.replicas)
         started = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-m", "raybandit.cli", "serve", "--port",
                                  str(port), "--data-dir", str(Path(folder) / "data")],
