@@ -64,6 +64,9 @@ from learners.vw_format import DEFAULT_INTERACTIONS, action_line, context_line, 
 
 _LINE_CACHE_SIZE = 50_000
 
+# Argument sets VW has accepted in this process (see ``VWPolicy.__init__``).
+_ACCEPTED_ARGUMENTS: set[str] = set()
+
 ALGORITHMS: dict[str, dict[str, Any]] = {
     "epsilon": {"epsilon": 0.05},
     "squarecb": {"squarecb": True},
@@ -115,8 +118,23 @@ class VWPolicy(Policy):
         self.id_feature = bool(id_feature)
         self.vw_args = dict(vw_args or {})
         self.spec = f"vw:{algorithm}"
-        self._workspace = self._new_workspace()
         self._lines: dict[Any, str] = {}
+        # VW checks its arguments only by building a workspace, so the first policy with a
+        # given set builds one here (bad arguments fail at construction). Later ones build
+        # theirs on first use: a policy made to ``load`` a saved model (every published
+        # version, in every ranking replica) would otherwise build one only to replace it
+        # (~4 of the ~8 ms a reload takes).
+        self._ws: Workspace | None = None
+        arguments = repr(sorted(self._arguments().items()))
+        if arguments not in _ACCEPTED_ARGUMENTS:
+            self._ws = self._new_workspace()
+            _ACCEPTED_ARGUMENTS.add(arguments)
+
+    @property
+    def _workspace(self) -> Workspace:
+        if self._ws is None:
+            self._ws = self._new_workspace()
+        return self._ws
 
     def _arguments(self) -> dict[str, Any]:
         args: dict[str, Any] = {"cb_explore_adf": True, "quiet": True}
@@ -174,9 +192,9 @@ class VWPolicy(Policy):
         return workspace_bytes(self._workspace)
 
     def _restore(self, payload: bytes) -> None:
-        previous, self._workspace = self._workspace, workspace_from_bytes(
-            payload, self._new_workspace)
-        previous.finish()
+        previous, self._ws = self._ws, workspace_from_bytes(payload, self._new_workspace)
+        if previous is not None:
+            previous.finish()
 
 
 def workspace_bytes(workspace: Workspace) -> bytes:

@@ -5,7 +5,7 @@ import random
 import pytest
 from vowpalwabbit import Workspace
 
-from learners import make_policy, with_floor
+from learners import SpecError, load_policy, make_policy, with_floor
 from learners.types import as_actions
 from learners.vw import ALGORITHMS, VWPolicy
 from learners.vw_format import with_label
@@ -56,3 +56,34 @@ def test_direct_vw_calls_match_pyvw_step_for_step(algorithm: str) -> None:
         policy.learn(context, items, items[chosen].id, ours[chosen], reward)
         reference.learn([shared, *with_label(lines, chosen, reward, ours[chosen])])
     assert policy.distribution(context, items) != [1 / 6] * 6  # it did learn something
+
+
+def test_loading_a_model_builds_one_workspace_and_bad_arguments_still_fail_early(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranking replicas load every published version: the loaded policy must not first build
+    an empty workspace only to replace it. VW arguments are still checked at construction,
+    every time they are bad."""
+    trained = make_policy("vw:squarecb", seed=3)
+    actions = [{"id": i, "features": {"x": i}} for i in range(3)]
+    for step in range(50):
+        r = trained.rank({"u": step % 2}, actions)
+        trained.learn({"u": step % 2}, actions, r.chosen, r.probability, float(r.chosen == 1))
+    saved = trained.save()
+    make_policy("vw:squarecb")  # as a replica does before its first reload
+    built: list[str | None] = []
+    original = VWPolicy._new_workspace
+
+    def counting(self: VWPolicy, model_path: str | None = None) -> Workspace:
+        built.append(model_path)
+        return original(self, model_path)
+
+    monkeypatch.setattr(VWPolicy, "_new_workspace", counting)
+    loaded = load_policy(saved)
+    assert len(built) == 1 and built[0] is not None  # only the one that reads the model
+    assert loaded.rank({"u": 1}, actions, event_id="e") == trained.rank({"u": 1}, actions,
+                                                                        event_id="e")
+    fresh = make_policy("vw:squarecb", seed=3)  # builds its workspace when first used
+    assert fresh.distribution({"u": 1}, actions) == pytest.approx([1 / 3] * 3)
+    for _ in range(2):
+        with pytest.raises(SpecError):
+            make_policy("vw:epsilon?no_such_vw_option=1")
