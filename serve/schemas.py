@@ -34,6 +34,15 @@ class ActionIn(Strict):
 class RankRequest(Strict):
     context: dict[str, Any] = Field(default_factory=dict)
     actions: list[ActionIn] = Field(min_length=1)
+    event_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.:\-]+$")
+    user_id: str | None = Field(None, min_length=1, max_length=128)
+    exclude: list[ActionId] = Field(default_factory=list)
+    top_k: int | None = Field(None, ge=1)
+    deferred: bool = False
+    baseline: ActionId | None = Field(
+        None, description="The action you would show without the service (apprentice mode "
+                          "returns it until the policy graduates); default: the first "
+                          "non-excluded action.")
 
     @field_validator("actions")
     @classmethod
@@ -45,15 +54,6 @@ class RankRequest(Strict):
                 raise ValueError(f"`actions[{index}].id` must be a non-empty string or an "
                                  f"integer")
         return actions
-    event_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[\w.:\-]+$")
-    user_id: str | None = Field(None, min_length=1, max_length=128)
-    exclude: list[ActionId] = Field(default_factory=list)
-    top_k: int | None = Field(None, ge=1)
-    deferred: bool = False
-    baseline: ActionId | None = Field(
-        None, description="The action you would show without the service (apprentice mode "
-                          "returns it until the policy graduates); default: the first "
-                          "non-excluded action.")
 
 
 class RankedItem(BaseModel):
