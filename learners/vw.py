@@ -67,6 +67,12 @@ _LINE_CACHE_SIZE = 50_000
 # Argument sets VW has accepted in this process (see ``VWPolicy.__init__``).
 _ACCEPTED_ARGUMENTS: set[str] = set()
 
+# VW text by content (see ``_cached``), one cache per ``id_feature`` setting, the only option
+# the text depends on. Shared by every policy in the process, so a ranking replica's policy
+# for a newly published version starts with the text its predecessor built (~5 us per action
+# line, rebuilt for every catalog item after every reload otherwise).
+_LINE_CACHES: dict[bool, dict[Any, str]] = {}
+
 ALGORITHMS: dict[str, dict[str, Any]] = {
     "epsilon": {"epsilon": 0.05},
     "squarecb": {"squarecb": True},
@@ -118,7 +124,7 @@ class VWPolicy(Policy):
         self.id_feature = bool(id_feature)
         self.vw_args = dict(vw_args or {})
         self.spec = f"vw:{algorithm}"
-        self._lines: dict[Any, str] = {}
+        self._lines = _LINE_CACHES.setdefault(self.id_feature, {})
         # VW checks its arguments only by building a workspace, so the first policy with a
         # given set builds one here (bad arguments fail at construction). Later ones build
         # theirs on first use: a policy made to ``load`` a saved model (every published

@@ -5,7 +5,7 @@ import random
 import pytest
 from vowpalwabbit import Workspace
 
-from learners import SpecError, load_policy, make_policy, with_floor
+from learners import SpecError, load_policy, make_policy, vw, with_floor
 from learners.types import as_actions
 from learners.vw import ALGORITHMS, VWPolicy
 from learners.vw_format import with_label
@@ -61,8 +61,8 @@ def test_direct_vw_calls_match_pyvw_step_for_step(algorithm: str) -> None:
 def test_loading_a_model_builds_one_workspace_and_bad_arguments_still_fail_early(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Ranking replicas load every published version: the loaded policy must not first build
-    an empty workspace only to replace it. VW arguments are still checked at construction,
-    every time they are bad."""
+    an empty workspace only to replace it, nor rebuild the VW text of actions already seen.
+    VW arguments are still checked at construction, every time they are bad."""
     trained = make_policy("vw:squarecb", seed=3)
     actions = [{"id": i, "features": {"x": i}} for i in range(3)]
     for step in range(50):
@@ -78,8 +78,12 @@ def test_loading_a_model_builds_one_workspace_and_bad_arguments_still_fail_early
         return original(self, model_path)
 
     monkeypatch.setattr(VWPolicy, "_new_workspace", counting)
+    texts: list[tuple] = []
+    monkeypatch.setattr(vw, "action_line", lambda *args: texts.append(args) or "")
     loaded = load_policy(saved)
     assert len(built) == 1 and built[0] is not None  # only the one that reads the model
+    loaded.rank({"u": 1}, actions)
+    assert texts == []  # it reuses the VW text its predecessor built
     assert loaded.rank({"u": 1}, actions, event_id="e") == trained.rank({"u": 1}, actions,
                                                                         event_id="e")
     fresh = make_policy("vw:squarecb", seed=3)  # builds its workspace when first used
