@@ -136,20 +136,30 @@ def wrk_rank(url: str, path: str, seconds: float, concurrency: int,
              make_body=rank_body) -> dict[str, Any]:
     """The same fixed body at ``concurrency`` open connections, one wrk thread (the bodies
     carry no event id: every call is new decisions)."""
-    body = json.dumps(make_body(random.Random(0)))
+    stats = _wrk(_WRK_SCRIPT % json.dumps(make_body(random.Random(0))), f"{url}{path}",
+                 seconds, concurrency)
+    stats.pop("rewards_per_second")
+    return stats
+
+
+def _wrk(script_text: str, url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    """Run wrk (one thread, ``concurrency`` connections) with a Lua script whose ``done``
+    prints the JSON line our scripts print."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT % body)
+        script.write(script_text)
     try:
         done = subprocess.run(
             ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout",
-             "10s", "-s", script.name, f"{url}{path}"],
+             "10s", "-s", script.name, url],
             capture_output=True, text=True, check=True)
     finally:
         os.unlink(script.name)
     stats = json.loads(done.stdout.strip().splitlines()[-1])
+    elapsed = stats["duration_us"] / 1e6
     return {
         "concurrency": concurrency, "requests": stats["requests"], "errors": stats["errors"],
-        "requests_per_second": round(stats["requests"] / (stats["duration_us"] / 1e6), 1),
+        "requests_per_second": round(stats["requests"] / elapsed, 1),
+        "rewards_per_second": round(stats.get("rewards", 0) / elapsed, 1),
         "p50_ms": round(stats["p50_us"] / 1000, 2), "p99_ms": round(stats["p99_us"] / 1000, 2),
         "load_generator": "wrk",
     }
@@ -192,24 +202,8 @@ end
 def wrk_pairs(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
     """Rank, then reward what was ranked (reward 1.0), at ``concurrency`` connections: the
     learning loop's own traffic. Latencies mix both kinds of request."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_PAIRS_SCRIPT % json.dumps(rank_body(random.Random(0))))
-    try:
-        done = subprocess.run(
-            ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout",
-             "10s", "-s", script.name, url],
-            capture_output=True, text=True, check=True)
-    finally:
-        os.unlink(script.name)
-    stats = json.loads(done.stdout.strip().splitlines()[-1])
-    elapsed = stats["duration_us"] / 1e6
-    return {
-        "concurrency": concurrency, "requests": stats["requests"], "errors": stats["errors"],
-        "requests_per_second": round(stats["requests"] / elapsed, 1),
-        "rewards_per_second": round(stats["rewards"] / elapsed, 1),
-        "p50_ms": round(stats["p50_us"] / 1000, 2), "p99_ms": round(stats["p99_us"] / 1000, 2),
-        "load_generator": "wrk",
-    }
+    return _wrk(_WRK_PAIRS_SCRIPT % json.dumps(rank_body(random.Random(0))), url, seconds,
+                concurrency)
 
 
 async def _call(function, *args: Any) -> dict[str, Any]:
