@@ -279,7 +279,7 @@ class Ingress:
         """Rank the actions for a context; `chosen` is the one to show."""
         self._authorize(request)
         return http.json_response(_or_raise((await self._rank_many([body]))[0]),
-                     headers={"x-raybandit-replica": self.replica})
+                                  headers={"x-raybandit-replica": self.replica})
 
     @app.post("/v1/rank/batch", response_model=BatchRankResponse, tags=["v1"])
     async def rank_batch(self, body: BatchRankRequest, request: Request) -> Response:
