@@ -39,6 +39,10 @@ SERVE_ENVIRONMENT = {
     # Ray starts idle workers for a new driver ahead of need; the service's actors start their
     # own, so those two idle processes were ~90 MB of PSS for nothing.
     "RAY_prestart_worker_first_driver": "0",
+    # Throughput-optimized Serve buffers 1,000 log records per process before writing them;
+    # with no access log only real messages are logged, and a replica that is killed would
+    # take its last ones with it.
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
     # Ray's native failure-signal handler would turn SIGTERM into an abort before our
     # handler could stop Serve, Ray and Redis in order.
     "RAY_install_failure_signal_handler": "0",
