@@ -17,7 +17,7 @@ from serve.settings import Settings
 REPLICA_RUNTIME_ENV = {"env_vars": {"OPENBLAS_NUM_THREADS": "1"}}
 # No access log: Serve's default writes a line per request to the replica's log file, in
 # throughput-optimized mode 1,000 at a time, which stalled the replica ~25 ms every 1,000
-# requests (rank p99 at 8 concurrent 27-33 ms with it, 12-16 ms without). serve.start's
+# requests (rank p99 at 8 concurrent 27-33 ms with it, 12.5-15.6 without). serve.start's
 # logging config covers only the controller and proxies; a deployment's own config is what
 # `serve deploy` keeps too unless its file says otherwise. INFO, not WARNING: Serve sends a
 # replica's stderr (where warnings of ours without a handler go) to its log at INFO.
