@@ -116,5 +116,5 @@ def test_playground_learns_only_from_the_lists_it_shows(service) -> None:
         shown = page.evaluate("shown.map((slot) => slot.event_id)")
         assert len(new) == 16 and set(shown) < set(new)
         assert set(shown) <= set(activated)
-        assert not set(new) - set(shown) & set(activated), "an unshown list was activated"
+        assert not (set(new) - set(shown)) & set(activated), "an unshown list was activated"
         assert page.locator("#error").inner_text() == ""
