@@ -32,9 +32,12 @@ are Lua scripts, so each runs atomically inside Redis.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -43,6 +46,8 @@ LOG = "rb:log"
 DEADLINES = "rb:deadlines"
 VIEWS = "rb:items:views"
 CLICKS = "rb:items:clicks"
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 
 
 def decision_key(event_id: str) -> str:
@@ -211,6 +216,74 @@ class Decision:
     ttl: int
 
 
+class GroupCommit(Generic[Item, Outcome]):
+    """Concurrent requests' items go to Redis together. A caller that finds no call in flight
+    sends its items at once; items that arrive while a call is in flight wait for it, then
+    go, all of them, in one call. Each caller gets the outcomes of its own items, or the
+    error of the call that carried them.
+
+    Per call, redis-py spends ~150-200 us of the replica's CPU, and Redis runs the script and
+    an fsync. Ranking one decision per request at 8 concurrent, grouping cut the replica's
+    CPU per request by ~6% and Redis's by ~30% (medians of six alternations on one service).
+    A caller with more than ``largest`` items (a batch request) sends them alone, at once:
+    its call is shared by many items already, and grouping batch ranks (100 decisions each,
+    4 concurrent) lowered their throughput by ~16% (medians of four alternations)."""
+
+    def __init__(self, send: Callable[[list[Item]], Awaitable[list[Outcome]]], *,
+                 largest: int = 10) -> None:
+        self._send = send
+        self._largest = largest
+        self._waiting: list[tuple[list[Item], asyncio.Future[list[Outcome]]]] = []
+        self._busy = False
+        self._sender: asyncio.Task[None] | None = None  # asyncio keeps tasks weakly
+
+    async def __call__(self, items: list[Item]) -> list[Outcome]:
+        if len(items) > self._largest:
+            return await self._send(items)
+        if self._busy:
+            done: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+            self._waiting.append((items, done))
+            return await done
+        self._busy = True
+        try:
+            return await self._send(items)
+        finally:
+            if self._waiting:
+                self._sender = asyncio.get_running_loop().create_task(self._send_waiting())
+            else:
+                self._busy = False
+
+    async def _send_waiting(self) -> None:
+        group: list[tuple[list[Item], asyncio.Future[list[Outcome]]]] = []
+        try:
+            while self._waiting:
+                # a request cancelled while it waited (its client went away) stores nothing
+                group = [(items, done) for items, done in self._waiting if not done.done()]
+                self._waiting = []
+                if not group:
+                    continue
+                try:
+                    outcomes = await self._send([item for items, _ in group for item in items])
+                except Exception as exc:
+                    for _, done in group:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    start = 0
+                    for items, done in group:
+                        if not done.done():  # cancelled while its call was in flight
+                            done.set_result(outcomes[start:start + len(items)])
+                        start += len(items)
+                group = []
+        finally:
+            self._busy = False
+            # Only when this task itself is cancelled (the replica stopping): no caller may
+            # wait forever.
+            for _, done in group + self._waiting:
+                done.cancel()
+            self._waiting = []
+
+
 class Store:
     """Async access to the state above, for the ingress replicas."""
 
@@ -224,15 +297,21 @@ class Store:
         )
         pack_with_hiredis(self.redis.connection_pool)
         self._rank = self.redis.register_script(RANK_SCRIPT)
+        self._decisions = GroupCommit(self._store_decisions)
         self._reward = self.redis.register_script(REWARD_SCRIPT)
+        self._reward_groups: dict[tuple[str, int], GroupCommit[Any, str]] = {}
         self._activate = self.redis.register_script(ACTIVATE_SCRIPT)
 
     async def record_decisions(self, decisions: list[Decision]) -> list[bool]:
-        """Store new decisions in one script call (one round trip, one AOF write); False
-        where the event id is taken. (redis-py's script object runs it by SHA and loads it
-        again if Redis forgot it.)"""
+        """Store new decisions, durably; False where the event id is taken. Decisions of
+        concurrent requests share one script call (see ``GroupCommit``)."""
         if not decisions:
             return []
+        return await self._decisions(decisions)
+
+    async def _store_decisions(self, decisions: list[Decision]) -> list[bool]:
+        """One script call (one round trip, one AOF write). (redis-py's script object runs it
+        by SHA and loads it again if Redis forgot it.)"""
         stored = await self._rank(
             keys=[decision_key(d.event_id) for d in decisions],
             args=[value for d in decisions
@@ -242,10 +321,21 @@ class Store:
 
     async def rewards(self, rewards: list[tuple[str, float, str, str]], *, aggregation: str,
                       history_length: int) -> list[str]:
-        """Join (event id, reward, kind, action id) rewards, in order, in one script call;
-        the outcome of each: accepted, unknown, deferred, expired or duplicate."""
+        """Join (event id, reward, kind, action id) rewards, in order; the outcome of each:
+        accepted, unknown, deferred, expired or duplicate. Rewards of concurrent requests
+        share one script call (see ``GroupCommit``)."""
         if not rewards:
             return []
+        options = (aggregation, history_length)
+        group = self._reward_groups.get(options)
+        if group is None:
+            group = self._reward_groups[options] = GroupCommit(
+                functools.partial(self._join_rewards, *options))
+        return await group(rewards)
+
+    async def _join_rewards(self, aggregation: str, history_length: int,
+                            rewards: list[tuple[str, float, str, str]]) -> list[str]:
+        """One script call, as ``_store_decisions``."""
         outcomes = await self._reward(
             keys=[decision_key(event_id) for event_id, *_ in rewards],
             args=[aggregation, history_length, RETAIN_SECONDS,

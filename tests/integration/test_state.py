@@ -8,7 +8,7 @@ import time
 import pytest
 
 from serve.redis_server import EmbeddedRedis
-from serve.state import Decision, Store
+from serve.state import Decision, GroupCommit, Store
 
 
 @pytest.fixture()
@@ -49,6 +49,76 @@ def test_scripts_run_again_after_redis_forgot_them(fresh_redis) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_concurrent_requests_share_script_calls_and_get_their_own_outcomes(fresh_redis) -> None:
+    """Twenty small requests at once: the first one's call goes at once, the other nineteen
+    wait for it and then go together, in arrival order, in one call; a batch goes alone. Each
+    request gets the outcomes of its own decisions and rewards, a repeated event id
+    included."""
+    async def evalsha_calls(store: Store) -> int:
+        return int((await store.redis.info("commandstats"))["cmdstat_evalsha"]["calls"])
+
+    async def scenario() -> None:
+        store = Store(fresh_redis.url)
+        try:
+            assert await store.record_decisions([decision(0)]) == [True]
+            await store.rewards([("nobody", 1.0, "reward", "")], aggregation="first",
+                                history_length=0)  # Redis now knows both scripts
+            await store.redis.config_resetstat()
+            batch = [decision(i) for i in range(100, 111)]  # over ``largest``: sent alone
+            stored = await asyncio.gather(*(
+                store.record_decisions([decision(2 * i + 1), decision(2 * i + 2)])
+                for i in range(19)), store.record_decisions([decision(7), decision(0)]),
+                store.record_decisions(batch))
+            assert stored == [[True, True]] * 19 + [[False, False], [True] * 11]
+            assert await evalsha_calls(store) == 3
+
+            await store.redis.config_resetstat()
+            joined = await asyncio.gather(*(
+                store.rewards([(f"e{i}", 1.0, "click", "")], aggregation="first",
+                              history_length=0)
+                for i in [1, 2, 3, 2, 99, 4]))
+            assert joined == [["accepted"], ["accepted"], ["accepted"], ["duplicate"],
+                              ["unknown"], ["accepted"]]
+            assert await evalsha_calls(store) == 2
+            assert await store.redis.xlen("rb:log") == 4
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_group_call_fails_each_of_its_requests_and_the_next_group_still_goes() -> None:
+    """The logic of ``GroupCommit`` alone, with a send function that fails on one item; a
+    request cancelled while it waits is left out of the call."""
+    calls: list[list[int]] = []
+    release = asyncio.Event()
+
+    async def send(items: list[int]) -> list[int]:
+        calls.append(items)
+        await release.wait()
+        if 13 in items:
+            raise RuntimeError("Redis went away")
+        return [10 * item for item in items]
+
+    async def scenario() -> None:
+        group = GroupCommit(send)
+        first = asyncio.create_task(group([1]))
+        await asyncio.sleep(0)  # the first call is in flight; these wait for it
+        waiting = [asyncio.create_task(group(items)) for items in ([2], [13, 3], [4])]
+        cancelled = asyncio.create_task(group([5]))
+        await asyncio.sleep(0)
+        cancelled.cancel()  # its client went away: not sent, and the others not disturbed
+        release.set()
+        assert await first == [10]
+        results = await asyncio.gather(*waiting, return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        assert calls == [[1], [2, 13, 3, 4]]
+        assert await group([6, 7]) == [60, 70]  # not stuck after the failure
+        assert calls[-1] == [6, 7]
+
+    asyncio.run(asyncio.wait_for(scenario(), 10))  # a caller left waiting fails, not hangs
 
 
 def test_the_store_packs_commands_in_c_exactly_as_redis_py_packs_them(fresh_redis) -> None:
