@@ -119,27 +119,3 @@ def test_a_failed_group_call_fails_each_of_its_requests_and_the_next_group_still
         assert calls[-1] == [6, 7]
 
     asyncio.run(asyncio.wait_for(scenario(), 10))  # a caller left waiting fails, not hangs
-
-
-def test_the_store_packs_commands_in_c_exactly_as_redis_py_packs_them(fresh_redis) -> None:
-    """The store's connections pack with hiredis (redis-py's asyncio client would in Python):
-    byte for byte what redis-py sends, for every kind of argument the scripts get."""
-    from redis.asyncio import Connection
-
-    store = Store(fresh_redis.url)
-    connection = store.redis.connection_pool.make_connection()
-    assert isinstance(connection, Connection)
-    assert type(connection).pack_command is not Connection.pack_command
-    args = ("EVALSHA", "0" * 40, 2, "rb:d:é", b"\x00\xff", 1764000000.123456, -0.5, 1e-07,
-            3660, "", "x" * 10_000)
-    assert (b"".join(connection.pack_command(*args))
-            == b"".join(Connection().pack_command(*args)))
-
-    async def round_trip() -> None:
-        try:
-            assert await store.record_decisions([decision(1)]) == [True]
-            assert await store.redis.hget("rb:d:e1", "decision") == b'{"event_id": "e1"}'
-        finally:
-            await store.close()
-
-    asyncio.run(round_trip())
