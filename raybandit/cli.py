@@ -19,6 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from learners import LearnerError
 
@@ -29,13 +30,20 @@ app = typer.Typer(
 )
 experiment_app = typer.Typer(help="Experiments tracked in MLflow.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
-console = Console(stderr=True)
+# What we print holds paths, specs, names and other programs' errors, whose brackets Rich
+# would read as its markup (HAProxy's "[/tmp/.../haproxy.cfg:50]" turned an error message
+# into a MarkupError traceback): text is printed as it is, styles are given explicitly.
+console = Console(stderr=True, markup=False)
 # Tables go to stdout; when it is a pipe or file, give them room instead of 80 columns.
-out_console = Console(width=None if sys.stdout.isatty() else 140)
+out_console = Console(width=None if sys.stdout.isatty() else 140, markup=False)
+
+
+def _styled(label: str, style: str, message: str) -> Text:
+    return Text.assemble((label, style), " ", message)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(_styled("error:", "red", message))
     raise typer.Exit(code)
 
 
@@ -75,7 +83,7 @@ def serve(
         _fail(f"bad configuration: {exc}")
     try:
         serve_forever(settings,
-                      on_step=lambda message: console.print(f"[bold]raybandit[/bold] {message}"))
+                      on_step=lambda message: console.print(_styled("raybandit", "bold", message)))
     except RuntimeError as exc:  # did not start in time (stopped cleanly already)
         _fail(str(exc), code=1)
 
@@ -210,7 +218,7 @@ def replay(
                       _interval(d.ci) if show and d else "-")
     out_console.print(table)
     for reason, count in report.skipped_reasons.items():
-        console.print(f"[yellow]skipped {count} decision(s): {reason}[/yellow]")
+        console.print(f"skipped {count} decision(s): {reason}", style="yellow")
 
 
 @app.command()

@@ -60,3 +60,13 @@ def test_bad_policy_spec_is_a_clear_error() -> None:
                "--no-ray", "--json")
     assert done.returncode == 2
     assert "unknown policy `vw:nope`" in done.stderr and done.stdout == ""
+
+
+def test_errors_are_printed_as_they_are_even_with_brackets(tmp_path) -> None:
+    # Paths and other programs' messages (HAProxy: "[/tmp/.../haproxy.cfg:50]") are not markup.
+    (tmp_path / "[").mkdir()
+    log = tmp_path / "[" / "x].json"
+    log.write_text("not json\n")
+    done = run("replay", str(log), "--policy", "uniform")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"error: cannot read {log}: Expecting value" in " ".join(done.stderr.split())
