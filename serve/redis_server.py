@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,8 +41,39 @@ def redis_executable() -> str:
     return found
 
 
-def free_port() -> int:
+# Ports that nobody else on a Ray node hands out: below the kernel's ephemeral range (where
+# every outgoing connection and every "port 0" of Ray's own servers gets its port), above
+# Ray's worker ports (10002-19999) and below Serve's replica ports (30000-31000). A port the
+# kernel gave us once could be given to one of Ray's connections before HAProxy or Redis
+# bound it: a CI run lost the service's own port that way.
+_QUIET_PORTS = range(20000, 30000)
+
+
+def _ephemeral_ports() -> range:
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        return range(32768, 61000)  # Linux's default
+    return range(low, high + 1)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A free port on loopback that neither the kernel nor Ray will hand to anyone else."""
+    ephemeral = _ephemeral_ports()
+    candidates = [port for port in _QUIET_PORTS if port not in ephemeral]
+    for port in random.sample(candidates, min(len(candidates), 200)):
+        if port_is_free(port):
+            return port
+    with socket.socket() as sock:  # a crowded machine: take the kernel's pick
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from serve.ray_hooks import prepare_worker
-from serve.redis_server import EmbeddedRedis, free_port
+from serve.redis_server import EmbeddedRedis, free_port, port_is_free
 from serve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -97,6 +97,10 @@ class Service:
         step = on_step or (lambda _: None)
         configure_ray_environment()  # before Ray (and Serve's constants) are imported
         settings = self.settings
+        # Said now rather than as HAProxy's bind alert after Ray's ~15 s start.
+        if not settings.ray_address and not port_is_free(settings.port, settings.host):
+            raise RuntimeError(f"port {settings.port} on {settings.host} is in use (another "
+                               "raybandit? choose one with --port or RAYBANDIT_PORT)")
         if not settings.redis_url:
             step(f"starting embedded Redis (data in {settings.data_dir})")
             self.redis = EmbeddedRedis(settings.data_dir / "redis").start()

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from serve.redis_server import free_port
+from serve.redis_server import free_port, port_is_free
 
 
 def start(data_dir: Path, port: int, **env: str) -> subprocess.Popen:
@@ -189,6 +190,27 @@ def test_stop_signals_cannot_deadlock_the_main_thread() -> None:
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 1000
+
+
+def test_free_ports_come_from_outside_the_kernels_ephemeral_range() -> None:
+    # The kernel (and so Ray's own connections and servers) can hand an ephemeral port to
+    # someone else between our pick and HAProxy's or Redis's bind.
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    for port in {free_port() for _ in range(20)}:
+        assert not low <= port <= high and not 10002 <= port <= 19999
+        assert port_is_free(port)
+
+
+def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start(tmp_path / "data", port)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 1, out
+    assert f"error: port {port} on 127.0.0.1 is in use" in " ".join(out.split())
+    assert "starting Ray" not in out and not (tmp_path / "data" / "redis").exists()
 
 
 def test_ctrl_c_stops_a_service_whose_ray_workers_cannot_start(tmp_path) -> None:
