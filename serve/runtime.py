@@ -97,8 +97,12 @@ class Service:
         step = on_step or (lambda _: None)
         configure_ray_environment()  # before Ray (and Serve's constants) are imported
         settings = self.settings
-        # Said now rather than as HAProxy's bind alert after Ray's ~15 s start.
-        if not settings.ray_address and not port_is_free(settings.port, settings.host):
+        import ray
+
+        # Said now rather than as HAProxy's bind alert after Ray's ~15 s start. Not when Ray
+        # already runs here: its Serve (stopping, or restarting the app) may hold the port.
+        if (not settings.ray_address and not ray.is_initialized()
+                and not port_is_free(settings.port, settings.host)):
             raise RuntimeError(f"port {settings.port} on {settings.host} is in use (another "
                                "raybandit? choose one with --port or RAYBANDIT_PORT)")
         if not settings.redis_url:
@@ -106,7 +110,6 @@ class Service:
             self.redis = EmbeddedRedis(settings.data_dir / "redis").start()
             settings = self.settings = settings.model_copy(update={"redis_url": self.redis.url})
         prepare_worker()  # this process imports Serve too
-        import ray
         from ray import serve as ray_serve
 
         from serve.app import build_app

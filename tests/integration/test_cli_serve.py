@@ -67,6 +67,12 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
         assert any(url in line for line in lines)
         redis_pid = json.loads((data / "redis" / "redis.json").read_text())["pid"]
         assert_exposed_on_the_configured_host_only(process.pid, port)
+        # HAProxy binds with SO_REUSEPORT: a second service on the same port would start and
+        # silently take half of this one's requests.
+        second = start(tmp_path / "second", port)
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 1, out
+        assert f"port {port} on 127.0.0.1 is in use" in " ".join(out.split())
         actions = [{"id": "a", "features": {"t": 1}}, {"id": "b", "features": {"t": 2}}]
         for i in range(5):
             r = httpx.post(f"{url}/v1/rank", json={"context": {"u": i}, "actions": actions}
