@@ -5,9 +5,10 @@ Keys (``{p}`` is the policy spec, ``{e}`` an event id, ``{u}`` a user id):
 =========================  ======  =============================================================
 ``rb:d:{e}``               hash    a decision awaiting (or just given) its reward: ``decision``
                                    (its JSON), ``status`` (deferred, pending, done, expired),
-                                   ``reward``, ``n`` (rewards received), ``user``, ``chosen``;
-                                   expires ``reward_wait_seconds`` + ``RETAIN_SECONDS`` after
-                                   it is made, so late duplicates are still recognised
+                                   ``reward``, ``n`` (rewards of ``chosen`` received), ``user``,
+                                   ``chosen``; expires ``reward_wait_seconds`` +
+                                   ``RETAIN_SECONDS`` after it is made, so late duplicates are
+                                   still recognised
 ``rb:deadlines``           zset    pending event ids scored by the time their wait ends
 ``rb:log``                 stream  the decision log: one entry per final decision, fields ``d``
                                    (decision JSON), ``r`` (reward), ``s`` (rewarded/default);
@@ -17,7 +18,7 @@ Keys (``{p}`` is the policy spec, ``{e}`` an event id, ``{u}`` a user id):
                                    checkpoint a restarted learner resumes from; in apprentice
                                    mode also ``apprentice`` (comparison state), ``reward_model``,
                                    ``apprentice_summary`` and ``graduated`` (0/1)
-``rb:stats:{p}``           hash    ``decisions``, ``rewards`` (explicit rewards accepted),
+``rb:stats:{p}``           hash    ``decisions``, ``rewards`` (rewards of chosen actions),
                                    ``learned``, ``reward_sum``, ``reward_sq`` (of final rewards)
 ``rb:items:views`` /       zset    per item: times chosen / times rewarded positively
 ``rb:items:clicks``
@@ -126,18 +127,24 @@ local function reward(key, event_id, reward_text, kind, action_id)
     return status
   end
   local r = tonumber(reward_text)
-  local n = redis.call('HINCRBY', key, 'n', 1)
-  redis.call('HINCRBY', 'rb:stats:' .. redis.call('HGET', key, 'policy'), 'rewards', 1)
-  if agg == 'first' then
-    finalize(key, event_id, reward_text, 'done', retain)
-  elseif agg == 'sum' then
-    redis.call('HINCRBYFLOAT', key, 'reward', r)
-  else
-    local current = tonumber(redis.call('HGET', key, 'reward'))
-    if n == 1 or current == nil or r > current then redis.call('HSET', key, 'reward', r) end
-  end
+  local chosen = redis.call('HGET', key, 'chosen')
   local item = action_id
-  if item == '' then item = redis.call('HGET', key, 'chosen') end
+  if item == '' then item = chosen end
+  -- The decision learns what its chosen action earned. An interaction with another item of
+  -- the list is that item's (popularity, the user's history): credited to the chosen one it
+  -- taught the model that the top item was liked when the user liked a different one.
+  if item == chosen then
+    local n = redis.call('HINCRBY', key, 'n', 1)
+    redis.call('HINCRBY', 'rb:stats:' .. redis.call('HGET', key, 'policy'), 'rewards', 1)
+    if agg == 'first' then
+      finalize(key, event_id, reward_text, 'done', retain)
+    elseif agg == 'sum' then
+      redis.call('HINCRBYFLOAT', key, 'reward', r)
+    else
+      local current = tonumber(redis.call('HGET', key, 'reward'))
+      if n == 1 or current == nil or r > current then redis.call('HSET', key, 'reward', r) end
+    end
+  end
   if r > 0 then redis.call('ZINCRBY', 'rb:items:clicks', 1, item) end
   local user = redis.call('HGET', key, 'user')
   if user and user ~= '' and keep > 0 then

@@ -179,8 +179,8 @@ def test_user_history_personalizes_a_bare_user_id(client: Client) -> None:
     items = [{"id": name, "features": {}} for name in ("hx", "hy", "hz")]
     favourite = {"uh1": "hx", "uh2": "hy"}
     rng = random.Random(5)
-    for user, item in favourite.items():  # a first interaction so that history exists
-        r = client.rank({}, items, user_id=user)
+    for user, item in favourite.items():  # a first like, so that history exists
+        r = client.rank({}, [{"id": item, "features": {}}], user_id=user)
         client.reward(r["event_id"], type="like", action_id=item)
     for _ in range(300):
         user = rng.choice(list(favourite))

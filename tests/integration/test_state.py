@@ -119,3 +119,32 @@ def test_a_failed_group_call_fails_each_of_its_requests_and_the_next_group_still
         assert calls[-1] == [6, 7]
 
     asyncio.run(asyncio.wait_for(scenario(), 10))  # a caller left waiting fails, not hangs
+
+
+def test_a_reward_for_another_item_of_the_list_is_not_learned_as_the_chosen_ones(
+        fresh_redis) -> None:
+    """The user liked "b" of a list whose top (chosen) item was "a": "b" gets the like (its
+    popularity, the user's history), and the decision still waits for what "a" earns."""
+    async def scenario() -> None:
+        store = Store(fresh_redis.url)
+        try:
+            shown = Decision(event_id="e1", decision_json=b'{"event_id": "e1"}', policy="p",
+                             chosen="a", user="u1", deferred=False,
+                             deadline=time.time() + 60, ttl=600)
+            assert await store.record_decisions([shown]) == [True]
+            options = {"aggregation": "first", "history_length": 20}
+            assert await store.rewards([("e1", 1.0, "like", "b")], **options) == ["accepted"]
+            assert await store.redis.hget("rb:d:e1", "status") == b"pending"
+            assert await store.redis.xlen("rb:log") == 0  # nothing learned for "a"
+            assert await store.user_history("u1", 20) == {"n_like": 0.6931, "recent": ["b"]}
+            assert await store.redis.zscore("rb:items:clicks", "b") == 1.0
+            # what "a" itself earned is learned, once
+            assert await store.rewards([("e1", 0.5, "rating", "a")], **options) == ["accepted"]
+            assert await store.rewards([("e1", 1.0, "click", "")], **options) == ["duplicate"]
+            entries = await store.redis.xrange("rb:log")
+            assert len(entries) == 1 and float(entries[0][1][b"r"]) == 0.5
+            assert (await store.redis.hgetall("rb:stats:p"))[b"rewards"] == b"1"
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
