@@ -67,6 +67,7 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
         assert any(url in line for line in lines)
         redis_pid = json.loads((data / "redis" / "redis.json").read_text())["pid"]
         assert_exposed_on_the_configured_host_only(process.pid, port)
+        assert_no_unused_ray_head_processes(process.pid)
         # HAProxy binds with SO_REUSEPORT: a second service on the same port would start and
         # silently take half of this one's requests.
         second = start(tmp_path / "second", port)
@@ -130,6 +131,18 @@ def assert_exposed_on_the_configured_host_only(pid: int, port: int) -> None:
     for name in ("haproxy", "redis-server"):
         addresses = listening.get(name, [])
         assert addresses and all(a.ip == "127.0.0.1" for a in addresses), listening
+
+
+def assert_no_unused_ray_head_processes(pid: int) -> None:
+    """ray.init would start an autoscaler monitor and a log monitor (~50 MB each) that a
+    single-machine service with ``log_to_driver=False`` never uses (serve/runtime.py)."""
+    commands = []
+    for process in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            commands.append(" ".join(process.cmdline()))
+    assert any("gcs_server" in c for c in commands) and any("raylet" in c for c in commands)
+    unused = [c for c in commands if "autoscaler/_private/monitor.py" in c or "log_monitor.py" in c]
+    assert not unused, unused
 
 
 def assert_admin_backup_reset_restore(url: str, auth: dict) -> None:
