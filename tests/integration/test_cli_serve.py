@@ -68,8 +68,8 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
         redis_pid = json.loads((data / "redis" / "redis.json").read_text())["pid"]
         assert_exposed_on_the_configured_host_only(process.pid, port)
         assert_no_unused_ray_head_processes(process.pid)
-        # HAProxy binds with SO_REUSEPORT: a second service on the same port would start and
-        # silently take half of this one's requests.
+        # HAProxy binds with SO_REUSEPORT (two of them on one port both listen): without the
+        # check, a second service's HAProxy could share this one's port.
         second = start(tmp_path / "second", port)
         out, _ = second.communicate(timeout=60)
         assert second.returncode == 1, out
