@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -55,23 +55,32 @@ def validation_details(exc: ValidationError | RequestValidationError) -> list[di
     return [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
 
 
+def response_for(exc: Exception) -> JSONResponse | None:
+    """The answer for an error raised while handling a request; None for one that is not
+    ours to map (a bug: Starlette answers it with a 500)."""
+    if isinstance(exc, ServiceError):
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+    if isinstance(exc, LearnerError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return JSONResponse({"detail": f"state store unavailable: {exc}"}, status_code=503)
+    if isinstance(exc, RequestValidationError):
+        return JSONResponse({"detail": validation_details(exc)}, status_code=422)
+    return None
+
+
+MAPPED = (ServiceError, LearnerError, RedisConnectionError, RedisTimeoutError,
+          RequestValidationError)
+
+
 def install(app: FastAPI) -> None:
     """Register the mapping on a FastAPI app."""
 
-    @app.exception_handler(ServiceError)
-    async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=headers)
+    async def _handler(_: Request, exc: Exception) -> Response:
+        response = response_for(exc)
+        assert response is not None  # registered for MAPPED only
+        return response
 
-    @app.exception_handler(LearnerError)
-    async def _learner(_: Request, exc: LearnerError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(RedisConnectionError)
-    @app.exception_handler(RedisTimeoutError)
-    async def _store_down(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": f"state store unavailable: {exc}"}, status_code=503)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": validation_details(exc)}, status_code=422)
+    for kind in MAPPED:
+        app.add_exception_handler(kind, _handler)

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 from ray import serve as ray_serve
 from ray.serve.handle import DeploymentHandle
+from starlette.datastructures import Headers
 
 from learners import LearnerError
 from learners.features import count_features
@@ -106,22 +107,24 @@ class Ingress:
         context = ray_serve.get_replica_context()
         replica_id = getattr(context, "replica_id", None)
         self.replica = str(getattr(replica_id, "unique_id", replica_id))
+        http.hot_route("POST", "/v1/rank", RankRequest, self._rank_one)
+        http.hot_route("POST", "/v1/reward", RewardRequest, self._reward_one)
 
     # -- helpers ----------------------------------------------------------------------------
-    def _authorize(self, request: Request) -> None:
+    def _authorize(self, headers: Headers) -> None:
         keys = self.settings.api_keys
         if not keys:
             return
-        header = request.headers.get("authorization", "")
-        given = header.removeprefix("Bearer ").strip() or request.headers.get("x-api-key", "")
+        header = headers.get("authorization", "")
+        given = header.removeprefix("Bearer ").strip() or headers.get("x-api-key", "")
         if not any(secrets.compare_digest(given, key) for key in keys):
             raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)")
 
-    def _authorize_admin(self, request: Request) -> None:
+    def _authorize_admin(self, headers: Headers) -> None:
         """Admin calls (model export/import, reset) always need a key."""
         if not self.settings.api_keys:
             raise Forbidden("admin calls are disabled until `api_keys` are configured")
-        self._authorize(request)
+        self._authorize(headers)
 
     async def _learner_call(self, method: str, *args: Any) -> Any:
         if self.learner is None:
@@ -274,17 +277,26 @@ class Ingress:
         return mode
 
     # -- routes -------------------------------------------------------------------------------
+    async def _rank_one(self, body: RankRequest, headers: Headers) -> Response:
+        """``POST /v1/rank``, reached through ``http.hot_route`` or the route below."""
+        self._authorize(headers)
+        return http.json_response(_or_raise((await self._rank_many([body]))[0]),
+                                  headers={"x-raybandit-replica": self.replica})
+
+    async def _reward_one(self, body: RewardRequest, headers: Headers) -> Response:
+        """``POST /v1/reward``, as ``_rank_one``."""
+        self._authorize(headers)
+        return http.json_response(_or_raise((await self._reward_many([body]))[0]), status=202)
+
     @app.post("/v1/rank", response_model=RankResponse, tags=["v1"])
     async def rank(self, body: RankRequest, request: Request) -> Response:
         """Rank the actions for a context; `chosen` is the one to show."""
-        self._authorize(request)
-        return http.json_response(_or_raise((await self._rank_many([body]))[0]),
-                                  headers={"x-raybandit-replica": self.replica})
+        return await self._rank_one(body, request.headers)
 
     @app.post("/v1/rank/batch", response_model=BatchRankResponse, tags=["v1"])
     async def rank_batch(self, body: BatchRankRequest, request: Request) -> Response:
         """Many decisions in one call; a bad item gets its own error, the rest are ranked."""
-        self._authorize(request)
+        self._authorize(request.headers)
         if len(body.requests) > self.settings.max_batch:
             raise TooLarge(f"at most {self.settings.max_batch} requests per batch")
         return http.json_response({"results": [
@@ -294,13 +306,12 @@ class Ingress:
     @app.post("/v1/reward", response_model=RewardResponse, status_code=202, tags=["v1"])
     async def reward(self, body: RewardRequest, request: Request) -> Response:
         """Report the outcome of a decision: a number, or a typed interaction."""
-        self._authorize(request)
-        return http.json_response(_or_raise((await self._reward_many([body]))[0]), status=202)
+        return await self._reward_one(body, request.headers)
 
     @app.post("/v1/events", response_model=EventsResponse, tags=["v1"])
     async def events(self, body: EventsRequest, request: Request) -> Response:
         """Many rewards in one call, with a status per item."""
-        self._authorize(request)
+        self._authorize(request.headers)
         if len(body.events) > self.settings.max_batch:
             raise TooLarge(f"at most {self.settings.max_batch} events per call")
         results = []
@@ -319,7 +330,7 @@ class Ingress:
     @app.post("/v1/activate", response_model=ActivateResponse, status_code=202, tags=["v1"])
     async def activate(self, body: ActivateRequest, request: Request) -> ActivateResponse:
         """Activate a deferred decision: from now on it waits for its reward."""
-        self._authorize(request)
+        self._authorize(request.headers)
         outcome = await self.store.activate(body.event_id,
                                             time.time() + self.settings.reward_wait_seconds)
         if outcome == "unknown":
@@ -330,7 +341,7 @@ class Ingress:
     @app.get("/v1/stats", response_model=StatsResponse, tags=["v1"])
     async def stats(self, request: Request) -> StatsResponse:
         """Decisions, rewards, mean reward (95% CI), model version, pending, top items."""
-        self._authorize(request)
+        self._authorize(request.headers)
         arms = list(self.settings.arm_shares)
         raw = await self.store.stats(arms)
         modes = {spec: self._mode(spec) for spec in arms}
@@ -340,7 +351,7 @@ class Ingress:
     @app.get("/v1/admin/model", tags=["admin"], response_class=Response)
     async def export_model(self, request: Request) -> Response:
         """The latest published model (``Policy.save`` bytes): a backup (API key needed)."""
-        self._authorize_admin(request)
+        self._authorize_admin(request.headers)
         data = await self.store.redis.hget(model_key(self.settings.control_arm), "bytes")
         if data is None:
             data = self.model.policy.save()
@@ -349,7 +360,7 @@ class Ingress:
     @app.put("/v1/admin/model", tags=["admin"])
     async def import_model(self, request: Request) -> dict[str, Any]:
         """Restore a model exported before; learning continues from it (API key needed)."""
-        self._authorize_admin(request)
+        self._authorize_admin(request.headers)
         data = await request.body()
         try:
             read_header(data)
@@ -361,7 +372,7 @@ class Ingress:
     @app.post("/v1/admin/reset", tags=["admin"])
     async def reset(self, request: Request) -> dict[str, Any]:
         """Start over from a fresh model (API key needed)."""
-        self._authorize_admin(request)
+        self._authorize_admin(request.headers)
         version = await self._learner_call("reset")
         return {"status": "reset", "model_version": version}
 
