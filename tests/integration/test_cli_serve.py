@@ -107,6 +107,10 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
         stats = httpx.get(f"{url}/v1/stats", headers=auth).json()["policies"][0]
         assert stats["decisions"] == 5 and stats["learned"] == 5 and stats["model_version"] == 5
         assert_admin_backup_reset_restore(url, auth)
+        rank = {"context": {"user": "u1"}, "actions": [{"id": "a"}, {"id": "b"}]}
+        denied = httpx.post(f"{url}/v1/rank", json=rank)
+        assert denied.status_code == 401 and denied.headers["www-authenticate"] == "Bearer"
+        assert httpx.post(f"{url}/v1/rank", json=rank, headers=auth).status_code == 200
     finally:
         out = stop(process, signal.SIGINT)
     assert process.returncode == 0, out
