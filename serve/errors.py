@@ -70,6 +70,18 @@ def response_for(exc: Exception) -> JSONResponse | None:
     return None
 
 
+# FastAPI reads a body as JSON only when the request says it is JSON; without that (``curl -d``
+# sends a form type) its only complaint was "Input should be a valid dictionary".
+_CONTENT_TYPE = {"loc": ["header", "content-type"], "type": "content_type",
+                 "msg": "the body must be JSON, sent with Content-Type: application/json"}
+
+
+def _json_content(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/")
+                                          and kind.endswith("+json"))
+
+
 MAPPED = (ServiceError, LearnerError, RedisConnectionError, RedisTimeoutError,
           RequestValidationError)
 
@@ -77,7 +89,10 @@ MAPPED = (ServiceError, LearnerError, RedisConnectionError, RedisTimeoutError,
 def install(app: FastAPI) -> None:
     """Register the mapping on a FastAPI app."""
 
-    async def _handler(_: Request, exc: Exception) -> Response:
+    async def _handler(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, RequestValidationError) and not _json_content(request):
+            return JSONResponse({"detail": [_CONTENT_TYPE, *validation_details(exc)]},
+                                status_code=422)
         response = response_for(exc)
         assert response is not None  # registered for MAPPED only
         return response

@@ -89,15 +89,20 @@ def test_other_requests_reach_the_route_with_their_body(client) -> None:
     response = api.post(PATH, content=b'{"text": "plain"}', headers=ROUTED)
     assert response.json() == {"text": "plain", "key": None}
     assert calls == {"route": 1, "answer": 1}
-    # FastAPI's own rules for content types: none given, the body is not read as JSON
-    response = api.post(PATH, content=b'{"text": "plain"}')
-    assert response.status_code == 422
+    # FastAPI's own rules for content types: not said to be JSON, the body is not read as
+    # JSON; the 422 says what to send
+    for headers in ({}, {"content-type": "application/x-www-form-urlencoded"}):
+        response = api.post(PATH, content=b'{"text": "plain"}', headers=headers)
+        assert response.status_code == 422
+        assert response.json()["detail"][0] == {
+            "loc": ["header", "content-type"], "type": "content_type",
+            "msg": "the body must be JSON, sent with Content-Type: application/json"}
     assert calls == {"route": 1, "answer": 1}
     # invalid input gets FastAPI's 422, with what was wrong where
     response = api.post(PATH, json={"txt": "typo"})
     assert response.status_code == 422
-    assert {"loc": ["body", "text"], "msg": "Field required", "type": "missing"} in \
-        response.json()["detail"]
+    assert response.json()["detail"] == [
+        {"loc": ["body", "text"], "msg": "Field required", "type": "missing"}]
     response = api.post(PATH, content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422 and response.json()["detail"][0]["type"] == "json_invalid"
     assert calls == {"route": 1, "answer": 1}
