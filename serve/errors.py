@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -76,8 +77,13 @@ _CONTENT_TYPE = {"loc": ["header", "content-type"], "type": "content_type",
                  "msg": "the body must be JSON, sent with Content-Type: application/json"}
 
 
+def media_type(headers: Mapping[str, str]) -> str:
+    """The request's ``Content-Type`` without its parameters, lower case ("" when absent)."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 def _json_content(request: Request) -> bool:
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    kind = media_type(request.headers)
     return kind == "application/json" or (kind.startswith("application/")
                                           and kind.endswith("+json"))
 

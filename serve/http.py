@@ -129,8 +129,7 @@ class _HotRoutes:
             await self.inner(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        content_type = headers.get("content-type", "")
-        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        if errors.media_type(headers) != "application/json":
             await self.inner(scope, receive, send)  # FastAPI's own rules for other types
             return
         chunks = []
