@@ -1,13 +1,15 @@
 """Serving benchmark: bounded loopback load against `raybandit serve`, and the same rank load
 against a plain single-process FastAPI + VW app, in the same run.
 
-    python -m benchmarks.serve [--seconds S] [--concurrency 1 8 32] [--replicas N]
+    python -m benchmarks.serve [--seconds S] [--concurrency 1 8 32] [--rounds R] [--replicas N]
 
 Reports, as JSON: startup to ready and memory (PSS of every process of the service), rank
 requests/s with p50/p99 latency and server CPU ms per request at each concurrency, reward
 throughput with reward-to-model freshness (time from a 202 to a published model version that
 includes it), one at a time and batched (/v1/events), batch-rank decisions/s, and the plain
-app's rank figures with the ratio. Rank, rank-then-reward and batch-rank load come from `wrk`
+app's rank figures with the ratio. The rank loads on the service and on the plain app take
+turns (``--rounds`` times at each concurrency), so the ratio compares minutes of the same
+machine. Rank, rank-then-reward and batch-rank load come from `wrk`
 when it is installed (as the issue measured; `apt-get install wrk`; the client then costs the
 2 shared cores little: the httpx client took ~4 ms of CPU per rank+reward pair, as much as the
 service), else from an asyncio httpx client in this process; batched rewards (/v1/events)
@@ -244,6 +246,44 @@ def measured(server: list[psutil.Process], coro) -> dict[str, Any]:
     return result
 
 
+def alternated_rank(service: tuple[str, list[psutil.Process]],
+                    plain: tuple[str, list[psutil.Process]], seconds: float,
+                    concurrencies: list[int], rounds: int) -> tuple[list[Any], list[Any]]:
+    """Rank load on the service and on the plain app, taking turns ``rounds`` times at each
+    concurrency. This machine's speed drifts by up to 2x within an hour: measured one after
+    the other, minutes apart, the ratio measured the drift as well."""
+    ours, theirs = [], []
+    for concurrency in concurrencies:
+        runs: dict[str, list[dict[str, Any]]] = {"service": [], "plain": []}
+        for _ in range(rounds):
+            for name, path, (url, processes) in (("service", "/v1/rank", service),
+                                                  ("plain", "/rank", plain)):
+                runs[name].append(measured(processes,
+                                           rank_load(url, path, seconds, concurrency)))
+        ours.append(combined(runs["service"]))
+        theirs.append(combined(runs["plain"]))
+    return ours, theirs
+
+
+def combined(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure from several rounds: throughput and CPU over all of them, the median p50,
+    the worst p99; the rounds themselves alongside."""
+    requests = sum(r["requests"] for r in runs)
+    seconds = sum(r["requests"] / r["requests_per_second"] for r in runs
+                  if r["requests_per_second"])
+    cpu_ms = sum(r["server_cpu_ms_per_request"] * r["requests"] for r in runs)
+    return {
+        "concurrency": runs[0]["concurrency"], "requests": requests,
+        "errors": sum(r["errors"] for r in runs),
+        "requests_per_second": round(requests / seconds, 1) if seconds else 0.0,
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 2),
+        "p99_ms": max(r["p99_ms"] for r in runs),
+        "load_generator": runs[0]["load_generator"],
+        "server_cpu_ms_per_request": round(cpu_ms / max(requests, 1), 2),
+        "rounds": runs,
+    }
+
+
 def wait_http(url: str, timeout: float = 180) -> float:
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
@@ -327,22 +367,15 @@ def batched_rewards(url: str, redis_url: str, server: list[psutil.Process], rank
     return rewards
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--replicas", type=int, default=None,
-                        help="ranking replicas (default: the service's own default)")
-    args = parser.parse_args()
-    out: dict[str, Any] = {"benchmark": "serve", "machine": machine(),
-                           "replicas": args.replicas,
-                           "request": {"actions": N_ACTIONS, "action_features": N_ACTION_FEATURES,
-                                       "context_features": N_CONTEXT}}
+def serve_and_measure(out: dict[str, Any], args: argparse.Namespace,
+                      plain_side: tuple[str, list[psutil.Process]]) -> None:
+    """Start `raybandit serve`, measure it (the rank loads taking turns with the plain app),
+    stop it."""
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         # long enough for the batched rewards to find their decisions still waiting
-        env = {**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "120"}
+        env = {**os.environ, "RAYBANDIT_REWARD_WAIT_SECONDS": "300"}
         if args.replicas is not None:
             env["RAYBANDIT_REPLICAS"] = str(args.replicas)
         started = time.perf_counter()
@@ -357,8 +390,8 @@ def main() -> None:
             server = tree(psutil.Process(proc.pid))
             time.sleep(3)
             out["idle_pss_mb"] = round(pss_mb(tree(psutil.Process(proc.pid))), 1)
-            out["rank"] = [measured(server, rank_load(url, "/v1/rank", args.seconds, c))
-                           for c in args.concurrency]
+            out["rank"], out["plain_fastapi_vw_rank"] = alternated_rank(
+                (url, server), plain_side, args.seconds, args.concurrency, args.rounds)
             info = json.loads((Path(folder) / "data" / "redis" / "redis.json").read_text())
             redis_url = f"redis://127.0.0.1:{info['port']}/0"
             out["rank_and_reward_c8"] = with_freshness(
@@ -383,22 +416,38 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="turns of the service and the plain app at each concurrency")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="ranking replicas (default: the service's own default)")
+    args = parser.parse_args()
+    out: dict[str, Any] = {"benchmark": "serve", "machine": machine(),
+                           "replicas": args.replicas,
+                           "request": {"actions": N_ACTIONS, "action_features": N_ACTION_FEATURES,
+                                       "context_features": N_CONTEXT}}
+    # the plain app is up first and idles while the service starts and while it is loaded
     plain_port = free_port()
     plain = subprocess.Popen([sys.executable, "-m", "benchmarks.plain_app", str(plain_port)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         plain_url = f"http://127.0.0.1:{plain_port}"
         wait_http(f"{plain_url}/docs")
-        server = tree(psutil.Process(plain.pid))
-        out["plain_fastapi_vw_rank"] = [
-            measured(server, rank_load(plain_url, "/rank", args.seconds, c))
-            for c in args.concurrency]
+        plain_side = (plain_url, tree(psutil.Process(plain.pid)))
+        serve_and_measure(out, args, plain_side)
     finally:
         plain.terminate()
         plain.wait(30)
     out["ratio_rank_rps_vs_plain"] = [
         {"concurrency": ours["concurrency"],
-         "ratio": round(ours["requests_per_second"] / base["requests_per_second"], 3)}
+         "ratio": round(ours["requests_per_second"] / base["requests_per_second"], 3),
+         "rounds": [round(a["requests_per_second"] / b["requests_per_second"], 3)
+                    for a, b in zip(ours["rounds"], base["rounds"], strict=True)]}
         for ours, base in zip(out["rank"], out["plain_fastapi_vw_rank"], strict=True)]
     emit(out)
 
