@@ -49,6 +49,9 @@ SERVE_ENVIRONMENT = {
     "RAY_install_failure_signal_handler": "0",
     "OPENBLAS_NUM_THREADS": "1",
 }
+# Ports Ray's processes bind on the service's host, each picked free at every start.
+SERVICE_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+                 "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
 RUNTIME_ENV = {
     "env_vars": {"OPENBLAS_NUM_THREADS": "1"},
     "worker_process_setup_hook": "serve.ray_hooks.prepare_worker",
@@ -69,12 +72,13 @@ def init_ray(address: str | None = None, **options: Any) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, runtime_env=RUNTIME_ENV)
         return
-    # HAProxy also serves stats and metrics: free ports keep two services on a machine
-    # apart. Only Ray's processes, started now, keep them: a service started from this
-    # process later (a test's subprocess) must pick its own.
-    ports = {key: str(free_port()) for key in ("RAY_SERVE_HAPROXY_STATS_PORT",
-                                                "RAY_SERVE_HAPROXY_METRICS_PORT")
-             if key not in os.environ}
+    # Free ports keep two services on a machine apart. Ray Serve's fallback proxy (HAProxy's
+    # backup server while no ranking replica is up) would take a fixed 8500 with
+    # SO_REUSEPORT: a second service's bound the same port, and the kernel handed each
+    # HAProxy's fallback requests to either service. Only Ray's processes, started now,
+    # keep these: a service started from this process later (a test's subprocess) must
+    # pick its own.
+    ports = {key: str(free_port()) for key in SERVICE_PORTS if key not in os.environ}
     os.environ.update(ports)
     try:
         with _without_unused_head_processes():

@@ -12,7 +12,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -60,9 +62,15 @@ def pid_alive(pid: int) -> bool:
 
 def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
     data, port = tmp_path / "data", free_port()
-    process = start(data, port)
-    lines = wait_ready(process)
-    url = f"http://127.0.0.1:{port}"
+    with another_service_on(FALLBACK_PROXY_DEFAULT_PORT):
+        process = start(data, port)
+        lines = wait_ready(process)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            assert_no_port_shared_with_another_process(process.pid)
+        except BaseException:
+            stop(process, signal.SIGTERM)
+            raise
     try:
         assert any(url in line for line in lines)
         redis_pid = json.loads((data / "redis" / "redis.json").read_text())["pid"]
@@ -135,6 +143,47 @@ def assert_exposed_on_the_configured_host_only(pid: int, port: int) -> None:
     for name in ("haproxy", "redis-server"):
         addresses = listening.get(name, [])
         assert addresses and all(a.ip == "127.0.0.1" for a in addresses), listening
+
+
+FALLBACK_PROXY_DEFAULT_PORT = 8500  # Ray Serve's, for the proxy behind HAProxy
+
+
+@contextlib.contextmanager
+def another_service_on(port: int) -> Iterator[None]:
+    """A listener on ``port`` as another service's Ray Serve would hold it (SO_REUSEPORT,
+    which lets the next one bind it too)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        with contextlib.suppress(OSError):  # held already, by something that shares nothing
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        yield
+
+
+def assert_no_port_shared_with_another_process(pid: int) -> None:
+    """No port the service listens on is also listened on by a process outside it: with
+    SO_REUSEPORT the kernel would split connections between them (HAProxy's fallback
+    requests reached another service's Ray Serve)."""
+    service = {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
+    deadline = time.monotonic() + 30
+    while True:  # the fallback proxy may still be starting when the service is ready
+        ours, others = [], []
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.pid is not None:
+                (ours if conn.pid in service else others).append((conn.pid, conn.laddr))
+        names = {psutil.Process(owner).name() for owner, _ in ours}
+        if any("ProxyActor" in name for name in names) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert any("ProxyActor" in name for name in names), names
+
+    def overlap(a: Any, b: Any) -> bool:
+        anywhere = {"0.0.0.0", "::"}
+        return a.port == b.port and (a.ip == b.ip or {a.ip, b.ip} & anywhere != set())
+
+    shared = [(mine, owner, theirs) for _, mine in ours for owner, theirs in others
+              if overlap(mine, theirs)]
+    assert not shared, shared
 
 
 def assert_no_unused_ray_head_processes(pid: int) -> None:
