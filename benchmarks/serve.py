@@ -427,6 +427,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=None,
                         help="ranking replicas (default: the service's own default)")
     args = parser.parse_args()
+    if args.rounds < 1 or args.seconds <= 0 or min(args.concurrency) < 1:
+        parser.error("--rounds and --concurrency must be at least 1, --seconds above 0")
     out: dict[str, Any] = {"benchmark": "serve", "machine": machine(),
                            "replicas": args.replicas,
                            "request": {"actions": N_ACTIONS, "action_features": N_ACTION_FEATURES,
