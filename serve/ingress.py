@@ -322,7 +322,7 @@ class Ingress:
             result = {"index": index, "event_id": event_id if isinstance(event_id, str) else None,
                       "status": 202, "detail": None}
             if isinstance(outcome, ServiceError):
-                result.update(status=outcome.status, detail=str(outcome.detail))
+                result.update(status=outcome.status, detail=outcome.detail)
             results.append(result)
         return http.json_response({"accepted": sum(r["status"] == 202 for r in results),
                                    "results": results})

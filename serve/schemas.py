@@ -104,7 +104,8 @@ class EventResult(BaseModel):
     index: int
     event_id: str | None = None
     status: int
-    detail: str | None = None
+    # A message, or for a 422 the validation errors as a list (as in /v1/rank/batch)
+    detail: str | list[dict[str, Any]] | None = None
 
 
 class EventsResponse(BaseModel):

@@ -140,6 +140,10 @@ def test_typed_interactions_and_batch_events(client: Client, service: Service) -
     ])
     assert [item["status"] for item in result["results"]] == [202, 422, 404, 202, 422]
     assert result["accepted"] == 2
+    # a bad item's validation errors are data, as in /v1/rank/batch (not a Python repr)
+    frown, number = result["results"][1]["detail"], result["results"][4]["detail"]
+    assert [(e["loc"], e["type"]) for e in frown] == [(["type"], "literal_error")], frown
+    assert [(e["loc"], e["type"]) for e in number] == [(["event_id"], "string_type")], number
     assert EventsResponse.model_validate(result).model_dump(mode="json") == result
     assert [item["event_id"] for item in result["results"]] == [
         a["event_id"], b["event_id"], "nope", c["event_id"], None]
