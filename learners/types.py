@@ -73,12 +73,27 @@ def as_actions(items: Iterable[Any]) -> list[Action]:
     actions = [as_action(item) for item in items]
     if not actions:
         raise ActionError("`actions` must hold at least one action, got none")
-    ids = [a.id for a in actions]
-    if len(set(ids)) != len(ids):
-        seen: set[ActionId] = set()
-        dupes = sorted({str(i) for i in ids if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    dupes = duplicate_ids(a.id for a in actions)
+    if dupes:
         raise ActionError(f"action ids must be unique, got duplicates {dupes}")
     return actions
+
+
+def duplicate_ids(ids: Iterable[ActionId]) -> list[str]:
+    """The ids that occur more than once, compared as text: the learners' id feature, the
+    counters and the log all key an item by ``str(id)``, so ``1`` and ``"1"`` are one item.
+
+    >>> duplicate_ids(["a", 1, "b", "1"])
+    ['1']
+    """
+    seen: set[str] = set()
+    dupes: set[str] = set()
+    for action_id in ids:
+        key = str(action_id)
+        if key in seen:
+            dupes.add(key)
+        seen.add(key)
+    return sorted(dupes)
 
 
 def index_of(actions: list[Action], action_id: ActionId) -> int:

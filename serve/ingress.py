@@ -24,7 +24,7 @@ from starlette.datastructures import Headers
 from learners import LearnerError
 from learners.features import count_features
 from learners.policy import read_header
-from learners.types import Action
+from learners.types import Action, duplicate_ids
 from serve import http
 from serve.errors import (
     Conflict,
@@ -149,9 +149,10 @@ class Ingress:
         if n > s.max_features:
             raise Invalid(f"the request carries {n} features, over the limit of "
                           f"{s.max_features}")
-        ids = [a.id for a in body.actions]
-        if len(set(ids)) != len(ids):
-            raise Invalid("action ids must be unique within a request")
+        dupes = duplicate_ids(a.id for a in body.actions)
+        if dupes:
+            raise Invalid(f"action ids must be unique within a request, got duplicates {dupes} "
+                          "(compared as text: 1 and \"1\" are one item)")
 
     async def _decide(self, body: RankRequest) -> tuple[Decision, dict[str, Any]]:
         """Rank one request; nothing is stored yet (see ``_rank_many``)."""

@@ -145,7 +145,8 @@ good_action = st.builds(lambda i: {"id": f"a{i}", "features": {"x": 1}}, st.inte
 bad_rank = st.one_of(
     st.fixed_dictionaries({"context": st.dictionaries(st.text(max_size=3), junk),
                            "actions": st.just([])}),
-    st.fixed_dictionaries({"actions": st.just([{"id": "a"}, {"id": "a"}])}),
+    st.fixed_dictionaries({"actions": st.sampled_from([[{"id": "a"}, {"id": "a"}],
+                                                       [{"id": 1}, {"id": "1"}]])}),
     st.fixed_dictionaries({"actions": st.lists(st.fixed_dictionaries({"id": st.one_of(
         st.none(), st.floats(), st.lists(st.integers(), max_size=1),
         st.sampled_from(["", " \t"]))}),

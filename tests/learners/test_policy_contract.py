@@ -92,6 +92,8 @@ def test_learn_rejects_bad_examples(spec: str) -> None:
         policy.learn({}, ACTIONS, "a", 0.5, float("nan"))
     with pytest.raises(LearnerError, match="unique"):
         policy.rank({}, [{"id": "a"}, {"id": "a"}])
+    with pytest.raises(LearnerError, match=r"unique, got duplicates \['1'\]"):
+        policy.rank({}, [{"id": 1}, {"id": "1"}])  # one item to the id feature and the log
     with pytest.raises(LearnerError, match="at least one action"):
         policy.rank({}, [])
     assert policy.n_updates == 0
