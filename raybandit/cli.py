@@ -70,16 +70,19 @@ def _interval(ci: tuple[float, float]) -> str:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="HTTP port (default 8000).")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML configuration file.")] = None,
+    config: Annotated[Path | None, typer.Option(exists=True, dir_okay=False,
+                                                help="YAML configuration file.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where embedded Redis and checkpoints live.")] = None,
 ) -> None:
     """Start Ray, Redis and the ranking service; Ctrl-C stops everything."""
+    import yaml
+
     from serve.runtime import serve_forever
     from serve.settings import load_settings
 
     try:
         settings = load_settings(config, host=host, port=port, data_dir=data_dir)
-    except ValueError as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         _fail(f"bad configuration: {exc}")
     try:
         serve_forever(settings,
@@ -249,13 +252,15 @@ def experiment_run(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run an experiment definition and record it in MLflow (parent run + child runs)."""
+    import yaml
+
     from experiments.definitions import load_experiment
     from experiments.run import run_experiment
     from experiments.tracking import tracking_uri
 
     try:
         experiment = load_experiment(file)
-    except ValueError as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         _fail(f"bad experiment {file}: {exc}")
     total = experiment.steps * len(experiment.policies) * experiment.seeds \
         if experiment.kind == "simulate" else 0

@@ -70,3 +70,16 @@ def test_errors_are_printed_as_they_are_even_with_brackets(tmp_path) -> None:
     done = run("replay", str(log), "--policy", "uniform")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"error: cannot read {log}: Expecting value" in " ".join(done.stderr.split())
+
+
+def test_bad_or_missing_yaml_files_are_clear_errors(tmp_path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("policy: [vw:squarecb\n")
+    for args, message in [
+        (("serve", "--config", str(broken)), "error: bad configuration: while parsing"),
+        (("serve", "--config", str(tmp_path / "absent.yaml")), "does not exist"),
+        (("experiment", "run", str(broken)), f"error: bad experiment {broken}: while parsing"),
+    ]:
+        done = run(*args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert message in " ".join(done.stderr.split()), done.stderr
