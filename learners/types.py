@@ -8,7 +8,8 @@ is read from files written by other programs.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -73,27 +74,23 @@ def as_actions(items: Iterable[Any]) -> list[Action]:
     actions = [as_action(item) for item in items]
     if not actions:
         raise ActionError("`actions` must hold at least one action, got none")
-    dupes = duplicate_ids(a.id for a in actions)
+    dupes = duplicate_ids([a.id for a in actions])
     if dupes:
         raise ActionError(f"action ids must be unique, got duplicates {dupes}")
     return actions
 
 
-def duplicate_ids(ids: Iterable[ActionId]) -> list[str]:
+def duplicate_ids(ids: Sequence[ActionId]) -> list[str]:
     """The ids that occur more than once, compared as text: the learners' id feature, the
     counters and the log all key an item by ``str(id)``, so ``1`` and ``"1"`` are one item.
 
     >>> duplicate_ids(["a", 1, "b", "1"])
     ['1']
     """
-    seen: set[str] = set()
-    dupes: set[str] = set()
-    for action_id in ids:
-        key = str(action_id)
-        if key in seen:
-            dupes.add(key)
-        seen.add(key)
-    return sorted(dupes)
+    keys = [i if isinstance(i, str) else str(i) for i in ids]
+    if len(set(keys)) == len(keys):  # the common case, at C speed: once per ranking
+        return []
+    return sorted(key for key, n in Counter(keys).items() if n > 1)
 
 
 def index_of(actions: list[Action], action_id: ActionId) -> int:

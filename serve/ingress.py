@@ -149,7 +149,7 @@ class Ingress:
         if n > s.max_features:
             raise Invalid(f"the request carries {n} features, over the limit of "
                           f"{s.max_features}")
-        dupes = duplicate_ids(a.id for a in body.actions)
+        dupes = duplicate_ids([a.id for a in body.actions])
         if dupes:
             raise Invalid(f"action ids must be unique within a request, got duplicates {dupes} "
                           "(compared as text: 1 and \"1\" are one item)")
