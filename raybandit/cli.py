@@ -99,10 +99,11 @@ def export_log(
 ) -> None:
     """Write the service's decision log."""
     from serve.export import export_log as run_export
+    from serve.redis_server import DataDirInUse
 
     try:
         count = run_export(out, data_dir=data_dir, redis_url=redis_url or os.environ.get("REDIS_URL"))
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, DataDirInUse) as exc:
         _fail(str(exc))
     console.print(f"wrote {count} decisions to {out}")
 
@@ -382,11 +383,12 @@ def experiment_register(
     """Register the service's current model in the MLflow model registry."""
     from experiments.registry import log_policy
     from serve.export import current_policy
+    from serve.redis_server import DataDirInUse
 
     try:
         current = current_policy(policy, data_dir=data_dir,
                                  redis_url=redis_url or os.environ.get("REDIS_URL"))
-    except (FileNotFoundError, LookupError) as exc:
+    except (FileNotFoundError, LookupError, DataDirInUse) as exc:
         _fail(str(exc))
     uri = log_policy(current, registered_name=model_name, alias=alias, run_name="service-model")
     console.print(f"registered {current.spec} (version {current.n_updates}) as {uri}")

@@ -52,6 +52,17 @@ def stop(process: subprocess.Popen, sig: int) -> str:
     return out
 
 
+def refused(process: subprocess.Popen) -> str:
+    """The output of a start that must fail at once (stopped if it starts after all)."""
+    try:
+        out, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        out = stop(process, signal.SIGTERM)
+        raise AssertionError(f"it started: {out}") from None
+    assert process.returncode == 1, out
+    return " ".join(out.split())
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -78,10 +89,11 @@ def test_serve_command_starts_persists_and_stops_cleanly(tmp_path) -> None:
         assert_no_unused_ray_head_processes(process.pid)
         # HAProxy binds with SO_REUSEPORT (two of them on one port both listen): without the
         # check, a second service's HAProxy could share this one's port.
-        second = start(tmp_path / "second", port)
-        out, _ = second.communicate(timeout=60)
-        assert second.returncode == 1, out
-        assert f"port {port} on 127.0.0.1 is in use" in " ".join(out.split())
+        out = refused(start(tmp_path / "second", port))
+        assert f"port {port} on 127.0.0.1 is in use" in out
+        # nor its data folder (two Redis servers appending to one AOF would corrupt it)
+        out = refused(start(data, free_port()))
+        assert "is in use by another raybandit process" in out, out
         actions = [{"id": "a", "features": {"t": 1}}, {"id": "b", "features": {"t": 2}}]
         for i in range(5):
             r = httpx.post(f"{url}/v1/rank", json={"context": {"u": i}, "actions": actions}

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
+import redis
 
-from serve.redis_server import EmbeddedRedis
+from serve.redis_server import DataDirInUse, EmbeddedRedis
 from serve.state import Decision, GroupCommit, Store
 
 
@@ -148,3 +153,49 @@ def test_a_reward_for_another_item_of_the_list_is_not_learned_as_the_chosen_ones
             await store.close()
 
     asyncio.run(scenario())
+
+
+LEAVE_REDIS_RUNNING = """
+import os, sys
+from serve.redis_server import EmbeddedRedis
+server = EmbeddedRedis(sys.argv[1]).start()
+print(server.process.pid, flush=True)
+os._exit(0)  # as a killed `raybandit serve` would: no stop, the server lives on
+"""
+
+
+def test_one_embedded_redis_per_data_folder(tmp_path) -> None:
+    """Two servers appending to one AOF would corrupt it: a second start on a folder in use
+    fails clearly, whether its owner still runs or left its server behind."""
+    folder = tmp_path / "redis"
+    with EmbeddedRedis(folder) as first:
+        first_url = first.url
+        with pytest.raises(DataDirInUse, match="in use by another raybandit process"):
+            EmbeddedRedis(folder).start()
+        assert redis.Redis.from_url(first_url).ping()  # the first one is untouched
+    with EmbeddedRedis(folder):  # free again once stopped
+        pass
+
+    leftover = subprocess.run([sys.executable, "-c", LEAVE_REDIS_RUNNING, str(folder)],
+                              capture_output=True, text=True, timeout=60, check=True)
+    pid = int(leftover.stdout.split()[0])
+    try:
+        with pytest.raises(DataDirInUse, match=f"still running at .* \\(pid {pid}\\)"):
+            EmbeddedRedis(folder).start()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid)
+    with EmbeddedRedis(folder):
+        pass
+
+
+def wait_gone(pid: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:  # a zombie counts as gone
+                if stat.read().split()[2] == "Z":
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.05)
