@@ -23,9 +23,12 @@ from learners.evaluation import BaselineComparison
 from learners.types import as_actions, index_of
 from serve.models import read_checkpoint, write_checkpoint
 from serve.settings import Settings
-from serve.state import EXPIRE_SCRIPT, LOG, RETAIN_SECONDS, parse_log_entry
+from serve.state import EXPIRE_SCRIPT, LOG, RETAIN_SECONDS, model_key, parse_log_entry
 
 log = logging.getLogger(__name__)
+
+# How often a learner applies ``log_retention_days`` (exact trimming: one pass over what goes)
+TRIM_INTERVAL_SECONDS = 60.0
 
 
 class LearnerLoop:
@@ -48,6 +51,7 @@ class LearnerLoop:
         # step() and the admin commands below both change the model: one at a time
         self._lock = threading.Lock()
         self._last_publish = time.monotonic()
+        self._last_trim = -TRIM_INTERVAL_SECONDS
         log.info("learner %s resumes at version %d, log id %s", spec, checkpoint.version,
                  self.log_id)
 
@@ -92,7 +96,26 @@ class LearnerLoop:
             now - self._last_publish >= self.settings.publish_interval_ms / 1000.0
         ):
             self.publish()
+        if now - self._last_trim >= TRIM_INTERVAL_SECONDS:
+            self._last_trim = now
+            self.trim_log()
         return learned
+
+    def trim_log(self, now: float | None = None) -> int:
+        """Drop log entries older than ``log_retention_days``, but only those every arm's
+        checkpoint has learned: a learner that is down or behind loses nothing it has yet to
+        learn. Returns the number of entries dropped."""
+        days = self.settings.log_retention_days
+        if days is None:
+            return 0
+        cutoff = f"{int(((now or time.time()) - days * 86400) * 1000)}-0"
+        if self.settings.learning_mode != "logging-only":  # there, nothing waits to be learned
+            # an arm's checkpoint holds every entry up to and including its log_id
+            after_learned = [_successor((self.client.hget(model_key(spec), "log_id")
+                                         or b"0-0").decode())
+                             for spec in self.settings.arm_shares]
+            cutoff = min([cutoff, *after_learned], key=_stream_order)
+        return int(self.client.xtrim(LOG, minid=cutoff, approximate=False))
 
     def _apply(self, record: dict[str, Any]) -> int:
         if self.settings.learning_mode == "logging-only":
@@ -145,6 +168,12 @@ class LearnerLoop:
 def _stream_order(entry_id: str) -> tuple[int, int]:
     millis, _, sequence = entry_id.partition("-")
     return int(millis), int(sequence or 0)
+
+
+def _successor(entry_id: str) -> str:
+    """The smallest stream id after ``entry_id`` (XTRIM MINID keeps ids from there on)."""
+    millis, sequence = _stream_order(entry_id)
+    return f"{millis}-{sequence + 1}"
 
 
 def learner_deployment():

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     publish_interval_ms: int = Field(200, ge=10)
     refresh_interval_ms: int = Field(100, ge=10)
     history_length: int = Field(20, ge=0)
+    log_retention_days: float | None = Field(
+        None, gt=0, description="drop decision-log entries older than this once every arm's "
+                                "checkpoint has learned them; unset keeps the whole log")
 
     max_actions: int = Field(200, ge=1)
     max_features: int = Field(500, ge=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import redis
@@ -62,3 +63,36 @@ def test_a_bad_log_entry_is_skipped_not_fatal(fresh_redis) -> None:
     log_decisions(client, 3)
     loop = LearnerLoop(settings, "vw:epsilon")
     assert loop.step(block_ms=10) == 3 and loop.errors == 1
+
+
+def test_log_retention_drops_old_entries_only_once_every_arm_has_learned_them(
+        fresh_redis) -> None:
+    client = redis.Redis.from_url(fresh_redis.url)
+    arms = {"vw:epsilon": 1.0, "uniform": 1.0}
+    settings = Settings(redis_url=fresh_redis.url, arms=arms, log_retention_days=1)
+    later = time.time() + 2 * 86400  # when everything logged now is past its retention
+    log_decisions(client, 30)
+    epsilon, uniform = LearnerLoop(settings, "vw:epsilon"), LearnerLoop(settings, "uniform")
+    assert epsilon.step(block_ms=10) == 30
+    epsilon.publish()
+    assert epsilon.trim_log(now=later) == 0  # the uniform arm has not learned them yet
+    uniform.step(block_ms=10)
+    uniform.publish()
+    assert uniform.trim_log(now=time.time()) == 0  # learned by both, but not a day old
+    log_decisions(client, 5, start=30)  # logged after both checkpoints
+    assert uniform.trim_log(now=later) == 30 and client.xlen("rb:log") == 5
+    # a learner restarted now resumes with exactly the entries it had not learned
+    assert LearnerLoop(settings, "vw:epsilon").step(block_ms=10) == 5
+    assert Settings(redis_url=fresh_redis.url).log_retention_days is None  # kept by default
+    unlimited = LearnerLoop(Settings(redis_url=fresh_redis.url, arms=arms), "uniform")
+    assert unlimited.trim_log(now=later) == 0
+
+
+def test_logging_only_mode_applies_the_retention_by_age_alone(fresh_redis) -> None:
+    client = redis.Redis.from_url(fresh_redis.url)
+    settings = Settings(redis_url=fresh_redis.url, policy="vw:epsilon",
+                        learning_mode="logging-only", log_retention_days=1)
+    log_decisions(client, 10)
+    loop = LearnerLoop(settings, "vw:epsilon")
+    assert loop.trim_log(now=time.time()) == 0
+    assert loop.trim_log(now=time.time() + 2 * 86400) == 10
