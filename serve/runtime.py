@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import psutil
 
 from serve.ray_hooks import prepare_worker
 from serve.redis_server import EmbeddedRedis, free_port, port_is_free
@@ -123,10 +124,13 @@ class Service:
         self.redis: EmbeddedRedis | None = None
         self._started_ray = False
         self._deployed = False
+        self._started: list[psutil.Process] = []
+        self._ray_core: list[psutil.Process] = []  # of a local Ray we started
         self.stopping = stop or StopFlag()
 
     def start(self, timeout: float = 120.0, on_step: Callable[[str], Any] | None = None) -> str:
         step = on_step or (lambda _: None)
+        running_before = {p.pid for p in psutil.Process().children(recursive=True)}
         configure_ray_environment()  # before Ray (and Serve's constants) are imported
         settings = self.settings
         import ray
@@ -170,6 +174,13 @@ class Service:
                 "/tmp/ray/session_latest/logs") from None
         self._deployed = True
         self._wait_ready(deadline)
+        if self._started_ray:
+            # What this start left running on its own Ray (Ray's processes, HAProxy, Redis):
+            # stop() ends any of them that Ray's shutdown missed. Not on a Ray that was there
+            # before: its processes are not ours to end.
+            self._started = [p for p in psutil.Process().children(recursive=True)
+                             if p.pid not in running_before]
+            self._ray_core = [p for p in self._started if _name(p) in ("gcs_server", "raylet")]
         return settings.url
 
     def _wait_ready(self, deadline: float) -> None:
@@ -195,9 +206,16 @@ class Service:
 
         # An app that never finished deploying on our own Ray has nothing to save, and Serve
         # may never answer (its controller never started): Ray's shutdown ends it all.
+        # Neither can a Ray whose GCS is gone: a SIGTERM sent to the whole process group
+        # (`kill -TERM -<pgid>`, `timeout`, systemd's default KillMode) stops Ray's own
+        # processes with ours, and Serve's shutdown would wait for them in vain.
         if ray.is_initialized() and (self._deployed or not self._started_ray):
             try:
-                _run_in_thread(delete_app, time.monotonic() + STOP_SERVE_SECONDS)
+                _run_in_thread(delete_app, time.monotonic() + STOP_SERVE_SECONDS,
+                               give_up=self._ray_stopped_from_outside)
+            except RayStopped:
+                log.warning("Ray's processes were stopped from outside (a signal to the whole "
+                            "process group?); stopping what is left")
             except Exception as exc:  # keep going: Ray and Redis must still be stopped
                 log.warning("serve shutdown: %r", exc)
         self._deployed = False
@@ -206,18 +224,55 @@ class Service:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+        _end(self._started)  # e.g. the HAProxy of a Serve that could not stop it
+        self._started = []
+
+    def _ray_stopped_from_outside(self) -> bool:
+        return any(not _running(process) for process in self._ray_core)
 
 
 STOP_SERVE_SECONDS = 60.0
 
 
+class RayStopped(RuntimeError):
+    """The local Ray's GCS or raylet is gone."""
+
+
+def _name(process: psutil.Process) -> str:
+    try:
+        return process.name()
+    except psutil.Error:
+        return ""
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _end(processes: list[psutil.Process], grace: float = 5.0) -> None:
+    """Terminate those of ``processes`` still running (the same processes: psutil checks
+    their start time, so a reused pid is left alone), killing any that outlive ``grace``."""
+    alive = [p for p in processes if _running(p)]
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    _, stubborn = psutil.wait_procs(alive, timeout=grace)
+    for process in stubborn:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
 def _run_in_thread(work: Callable[[], None], deadline: float,
-                   stop: StopFlag | None = None) -> None:
+                   stop: StopFlag | None = None,
+                   give_up: Callable[[], bool] | None = None) -> None:
     """Run ``work`` in a thread and wait for it, giving up (``TimeoutError``) at
-    ``deadline`` or (``KeyboardInterrupt``) when ``stop`` is set. For Serve's start and
-    delete, which wait on Ray without a timeout: when Ray's workers could not import
-    raybandit, every worker died at start, the controller never came up and the service
-    hung, deaf to Ctrl-C."""
+    ``deadline``, (``KeyboardInterrupt``) when ``stop`` is set or (``RayStopped``) when
+    ``give_up()`` says so. For Serve's start and delete, which wait on Ray without a
+    timeout: when Ray's workers could not import raybandit, every worker died at start, the
+    controller never came up and the service hung, deaf to Ctrl-C."""
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -233,6 +288,8 @@ def _run_in_thread(work: Callable[[], None], deadline: float,
             raise KeyboardInterrupt("stopped while starting")
         if time.monotonic() > deadline:
             raise TimeoutError(f"{getattr(work, '__name__', 'work')} did not finish in time")
+        if give_up is not None and give_up():
+            raise RayStopped(f"{getattr(work, '__name__', 'work')} abandoned: Ray is gone")
         thread.join(0.1)
     if failure:
         raise failure[0]

@@ -265,6 +265,46 @@ print(hits)
 """
 
 
+def test_sigterm_to_the_whole_process_group_still_stops_cleanly(tmp_path) -> None:
+    """systemd's default KillMode, `timeout` and `kill -TERM -<pgid>` signal Ray's own
+    processes too: Serve cannot be asked to stop any more, but what is left still is, the
+    command exits 0, and the port and the data folder are free, the data intact."""
+    data, port = tmp_path / "data", free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "raybandit.cli", "serve", "--data-dir", str(data),
+         "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        process_group=0)  # as a shell or systemd starts it
+    started: list[psutil.Process] = []
+    try:
+        wait_ready(process)
+        started = psutil.Process(process.pid).children(recursive=True)
+        url = f"http://127.0.0.1:{port}"
+        rank = {"context": {"u": 1}, "actions": [{"id": "a"}, {"id": "b"}]}
+        event = httpx.post(f"{url}/v1/rank", json=rank).json()["event_id"]
+        assert httpx.post(f"{url}/v1/reward", json={"event_id": event, "reward": 1}
+                          ).status_code == 202
+        os.killpg(process.pid, signal.SIGTERM)
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0, out
+        assert "stopped from outside" in out and "stopped" in out.splitlines()[-1], out
+        left = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not left, left
+        assert port_is_free(port)
+        log = tmp_path / "log.jsonl"
+        done = subprocess.run([sys.executable, "-m", "raybandit.cli", "export-log", str(log),
+                               "--data-dir", str(data)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr  # the folder is free, its data readable
+        assert [json.loads(line)["event_id"] for line in log.read_text().splitlines()] == [
+            event]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        for leftover in started:
+            with contextlib.suppress(psutil.Error):
+                leftover.kill()
+
+
 def test_stop_signals_cannot_deadlock_the_main_thread() -> None:
     """`raybandit serve` once ignored Ctrl-C: the handler's threading.Event.set() waited for a
     lock the main thread held inside Event.wait(). A signal every 0.2 ms against 30,000 short
