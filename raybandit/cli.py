@@ -234,6 +234,8 @@ def traffic(
     api_key: Annotated[str | None, typer.Option(envvar="RAYBANDIT_API_KEY", help="API key, if the service needs one.")] = None,
 ) -> None:
     """Drive a running service with simulated users through its real HTTP API."""
+    import httpx
+
     from raybandit.traffic import drive
     from serve.client import APIError
 
@@ -242,6 +244,8 @@ def traffic(
             report = drive(url, env, decisions, seed, progress=bar.update, api_key=api_key)
         except APIError as exc:
             _fail(f"the service answered {exc}")
+        except httpx.TransportError as exc:
+            _fail(f"cannot reach {url} ({exc}); is `raybandit serve` running there?")
     console.print(f"{report.decisions} decisions, {report.rewards} rewards; mean reward "
                   f"{report.mean_reward:.3f} (expected {report.mean_expected:.3f}, "
                   f"optimal {report.optimal:.3f})")

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from learners.decision_log import write_log
+from serve.redis_server import free_port
 from tests.simulator.test_estimators import _uniform_log
 
 
@@ -83,3 +84,10 @@ def test_bad_or_missing_yaml_files_are_clear_errors(tmp_path) -> None:
         done = run(*args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
         assert message in " ".join(done.stderr.split()), done.stderr
+
+
+def test_traffic_without_a_service_is_a_clear_error() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    done = run("traffic", "--url", url, "--decisions", "3")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot reach {url}" in " ".join(done.stderr.split()), done.stderr
