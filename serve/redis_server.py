@@ -188,7 +188,7 @@ class EmbeddedRedis:
             raise DataDirInUse(
                 f"{self.data_dir} is in use by a Redis server still running at {live} (pid "
                 f"{pid}), left by a raybandit that did not stop cleanly; stop it "
-                f"(redis-cli -u {live} shutdown) and start again")
+                f"(kill {pid}: Redis saves and exits) and start again")
         self._lock = lock
 
     def _release_folder(self) -> None:

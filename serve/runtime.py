@@ -139,8 +139,12 @@ class Service:
         # already runs here: its Serve (stopping, or restarting the app) may hold the port.
         if (not settings.ray_address and not ray.is_initialized()
                 and not port_is_free(settings.port, settings.host)):
-            raise RuntimeError(f"port {settings.port} on {settings.host} is in use (another "
-                               "raybandit? choose one with --port or RAYBANDIT_PORT)")
+            holder = _listener(settings.port)
+            raise RuntimeError(
+                f"port {settings.port} on {settings.host} is in use"
+                + (f" by {holder}" if holder else "")
+                + " (another raybandit, or the HAProxy of one that was killed? choose another "
+                  "port with --port or RAYBANDIT_PORT)")
         if not settings.redis_url:
             step(f"starting embedded Redis (data in {settings.data_dir})")
             self.redis = EmbeddedRedis(settings.data_dir / "redis").start()
@@ -236,6 +240,17 @@ STOP_SERVE_SECONDS = 60.0
 
 class RayStopped(RuntimeError):
     """The local Ray's GCS or raylet is gone."""
+
+
+def _listener(port: int) -> str | None:
+    """Which process listens on ``port``, when this user may know: "haproxy (pid 12)"."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
+                return f"{_name(psutil.Process(conn.pid))} (pid {conn.pid})"
+    except psutil.Error:
+        pass
+    return None
 
 
 def _name(process: psutil.Process) -> str:

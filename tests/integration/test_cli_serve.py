@@ -333,7 +333,9 @@ def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path) -> None
         process = start(tmp_path / "data", port)
         out, _ = process.communicate(timeout=60)
     assert process.returncode == 1, out
-    assert f"error: port {port} on 127.0.0.1 is in use" in " ".join(out.split())
+    holder = psutil.Process()  # the process that listens there, named for the user
+    assert (f"error: port {port} on 127.0.0.1 is in use by {holder.name()} (pid {holder.pid})"
+            in " ".join(out.split())), out
     assert "starting Ray" not in out and not (tmp_path / "data" / "redis").exists()
 
 
