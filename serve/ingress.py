@@ -265,7 +265,8 @@ class Ingress:
         outcomes = await self.store.rewards(
             [(body.event_id, reward, kind, "" if body.action_id is None else str(body.action_id))
              for _, body, reward, kind in valid],
-            aggregation=self.settings.aggregation, history_length=self.settings.history_length)
+            aggregation=self.settings.aggregation, history_length=self.settings.history_length,
+            history_seconds=self.settings.retention_seconds)
         for (index, body, _, _), outcome in zip(valid, outcomes, strict=True):
             if outcome != "accepted":
                 results[index] = _reward_refusal(body.event_id, outcome)

@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     history_length: int = Field(20, ge=0)
     log_retention_days: float | None = Field(
         None, gt=0, description="drop decision-log entries older than this once every arm's "
-                                "checkpoint has learned them; unset keeps the whole log")
+                                "checkpoint has learned them, and a user's history this long "
+                                "after their last reward; unset keeps both")
 
     max_actions: int = Field(200, ge=1)
     max_features: int = Field(500, ge=1)
@@ -135,6 +136,12 @@ class Settings(BaseSettings):
         arms = self.arms or {self.policy: 1.0}
         total = sum(arms.values())
         return {spec: share / total for spec, share in arms.items()}
+
+    @property
+    def retention_seconds(self) -> int:
+        """``log_retention_days`` in whole seconds (at least 1); 0 when unset."""
+        days = self.log_retention_days
+        return 0 if days is None else max(1, round(days * 86400))
 
     @property
     def control_arm(self) -> str:

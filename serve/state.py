@@ -24,7 +24,8 @@ Keys (``{p}`` is the policy spec, ``{e}`` an event id, ``{u}`` a user id):
 ``rb:items:clicks``
 ``rb:u:{u}:recent``        list    the items the user most recently engaged with (positive
                                    reward), newest first
-``rb:u:{u}:counts``        hash    the user's interactions by type
+``rb:u:{u}:counts``        hash    the user's interactions by type; both expire
+                                   ``log_retention_days`` after the user's last reward, if set
 =========================  ======  =============================================================
 
 State changes that must not interleave (making a decision final exactly once, expiring it)
@@ -114,10 +115,12 @@ return table.concat(stored)
 """
 
 # Many rewards in one call, joined in order. KEYS: one decision key each. ARGV: aggregation,
-# history length, retain seconds, then 4 per reward: event_id, reward, kind, action_id.
+# history length, retain seconds, user history TTL (0: none), then 4 per reward: event_id,
+# reward, kind, action_id.
 # Returns the outcomes joined by ',': accepted, unknown, deferred, expired or duplicate.
 REWARD_SCRIPT = _FINALIZE + """
-local agg, keep, retain = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local agg, keep, retain, user_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4])
 
 local function reward(key, event_id, reward_text, kind, action_id)
   local status = redis.call('HGET', key, 'status')
@@ -148,18 +151,23 @@ local function reward(key, event_id, reward_text, kind, action_id)
   if r > 0 then redis.call('ZINCRBY', 'rb:items:clicks', 1, item) end
   local user = redis.call('HGET', key, 'user')
   if user and user ~= '' and keep > 0 then
+    local recent, counts = 'rb:u:' .. user .. ':recent', 'rb:u:' .. user .. ':counts'
     if r > 0 then
-      redis.call('LPUSH', 'rb:u:' .. user .. ':recent', item)
-      redis.call('LTRIM', 'rb:u:' .. user .. ':recent', 0, keep - 1)
+      redis.call('LPUSH', recent, item)
+      redis.call('LTRIM', recent, 0, keep - 1)
     end
-    redis.call('HINCRBY', 'rb:u:' .. user .. ':counts', kind, 1)
+    redis.call('HINCRBY', counts, kind, 1)
+    if user_ttl > 0 then  -- a user's history lasts the retention period after their last reward
+      redis.call('EXPIRE', recent, user_ttl)
+      redis.call('EXPIRE', counts, user_ttl)
+    end
   end
   return 'accepted'
 end
 
 local outcomes = {}
 for i, key in ipairs(KEYS) do
-  local a = 3 + (i - 1) * 4
+  local a = 4 + (i - 1) * 4
   outcomes[i] = reward(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
 end
 return table.concat(outcomes, ',')
@@ -306,7 +314,7 @@ class Store:
         self._rank = self.redis.register_script(RANK_SCRIPT)
         self._decisions = GroupCommit(self._store_decisions)
         self._reward = self.redis.register_script(REWARD_SCRIPT)
-        self._reward_groups: dict[tuple[str, int], GroupCommit[Any, str]] = {}
+        self._reward_groups: dict[tuple[str, int, int], GroupCommit[Any, str]] = {}
         self._activate = self.redis.register_script(ACTIVATE_SCRIPT)
 
     async def record_decisions(self, decisions: list[Decision]) -> list[bool]:
@@ -327,25 +335,25 @@ class Store:
         return [flag == "1" for flag in _text(stored)]
 
     async def rewards(self, rewards: list[tuple[str, float, str, str]], *, aggregation: str,
-                      history_length: int) -> list[str]:
+                      history_length: int, history_seconds: int = 0) -> list[str]:
         """Join (event id, reward, kind, action id) rewards, in order; the outcome of each:
         accepted, unknown, deferred, expired or duplicate. Rewards of concurrent requests
         share one script call (see ``GroupCommit``)."""
         if not rewards:
             return []
-        options = (aggregation, history_length)
+        options = (aggregation, history_length, history_seconds)
         group = self._reward_groups.get(options)
         if group is None:
             group = self._reward_groups[options] = GroupCommit(
                 functools.partial(self._join_rewards, *options))
         return await group(rewards)
 
-    async def _join_rewards(self, aggregation: str, history_length: int,
+    async def _join_rewards(self, aggregation: str, history_length: int, history_seconds: int,
                             rewards: list[tuple[str, float, str, str]]) -> list[str]:
         """One script call, as ``_store_decisions``."""
         outcomes = await self._reward(
             keys=[decision_key(event_id) for event_id, *_ in rewards],
-            args=[aggregation, history_length, RETAIN_SECONDS,
+            args=[aggregation, history_length, RETAIN_SECONDS, history_seconds,
                   *(value for event_id, reward, kind, action_id in rewards
                     for value in (event_id, repr(float(reward)), kind, action_id))])
         return _text(outcomes).split(",")

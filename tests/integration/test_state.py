@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from serve.redis_server import DataDirInUse, EmbeddedRedis
+from serve.settings import Settings
 from serve.state import Decision, GroupCommit, Store
 
 
@@ -153,6 +154,33 @@ def test_a_reward_for_another_item_of_the_list_is_not_learned_as_the_chosen_ones
             await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_users_history_expires_with_the_retention_period_after_their_last_reward(
+        fresh_redis) -> None:
+    async def scenario() -> None:
+        store = Store(fresh_redis.url)
+        try:
+            for i, user in enumerate(["kept", "retained"]):
+                await store.record_decisions([
+                    Decision(event_id=f"e{i}", decision_json=b"{}", policy="p", chosen="a",
+                             user=user, deferred=False, deadline=time.time() + 60, ttl=600)])
+            assert await store.rewards([("e0", 1.0, "click", "")], aggregation="first",
+                                       history_length=20) == ["accepted"]
+            assert await store.rewards([("e1", 1.0, "click", "")], aggregation="first",
+                                       history_length=20, history_seconds=3600) == ["accepted"]
+            assert await store.redis.ttl("rb:u:kept:recent") == -1  # no retention: for ever
+            assert await store.redis.ttl("rb:u:kept:counts") == -1
+            for key in ("rb:u:retained:recent", "rb:u:retained:counts"):
+                assert 3590 <= await store.redis.ttl(key) <= 3600
+            assert await store.user_history("retained", 20) == {"n_click": 0.6931,
+                                                                 "recent": ["a"]}
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+    assert Settings(log_retention_days=0.5).retention_seconds == 43200
+    assert Settings().retention_seconds == 0
 
 
 LEAVE_REDIS_RUNNING = """
