@@ -16,7 +16,7 @@ import httpx
 import psutil
 
 from serve.ray_hooks import prepare_worker
-from serve.redis_server import EmbeddedRedis, free_port, port_is_free
+from serve.redis_server import EmbeddedRedis, durability_warnings, free_port, port_is_free
 from serve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,9 @@ class Service:
             step(f"starting embedded Redis (data in {settings.data_dir})")
             self.redis = EmbeddedRedis(settings.data_dir / "redis").start()
             settings = self.settings = settings.model_copy(update={"redis_url": self.redis.url})
+        else:
+            for warning in durability_warnings(settings.redis_url):
+                step(f"warning: the Redis at REDIS_URL: {warning}")
         prepare_worker()  # this process imports Serve too
         from ray import serve as ray_serve
 

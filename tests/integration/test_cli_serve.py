@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 import psutil
+import redis
 
-from serve.redis_server import free_port, port_is_free
+from serve.redis_server import EmbeddedRedis, free_port, port_is_free
 
 
 def start(data_dir: Path, port: int, **env: str) -> subprocess.Popen:
@@ -369,6 +370,24 @@ def test_ctrl_c_stops_a_service_whose_ray_workers_cannot_start(tmp_path) -> None
     assert "raybandit stopped" in out
     assert process.returncode == 0
     wait(lambda: not any(pid_alive(p.pid) for p in started), timeout=30)
+
+
+def test_an_external_redis_that_could_lose_rewards_is_warned_about(tmp_path) -> None:
+    with EmbeddedRedis(tmp_path / "external") as external:
+        redis.Redis.from_url(external.url).config_set("appendonly", "no")
+        process = start(tmp_path / "data", free_port(), REDIS_URL=external.url)
+        try:
+            assert process.stdout is not None
+            lines: list[str] = []
+            while not any("starting Ray" in line for line in lines):
+                line = process.stdout.readline()
+                assert line, "".join(lines)
+                lines.append(line)
+        finally:
+            out = stop(process, signal.SIGINT)
+    assert "warning: the Redis at REDIS_URL: appendonly is off" in " ".join(
+        "".join(lines).split()), lines
+    assert process.returncode == 0, out
 
 
 SERVE_WITHOUT_PANDAS_AND_ARROW = """

@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from serve.redis_server import DataDirInUse, EmbeddedRedis
+from serve.redis_server import DataDirInUse, EmbeddedRedis, durability_warnings
 from serve.settings import Settings
 from serve.state import Decision, GroupCommit, Store
 
@@ -227,3 +227,14 @@ def wait_gone(pid: int, timeout: float = 10.0) -> None:
         except FileNotFoundError:
             return
         time.sleep(0.05)
+
+
+def test_an_external_redis_that_could_lose_acknowledged_rewards_is_named(fresh_redis) -> None:
+    assert durability_warnings(fresh_redis.url) == []  # the embedded one's settings
+    client = redis.Redis.from_url(fresh_redis.url)
+    client.config_set("appendfsync", "everysec")
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    warnings = durability_warnings(fresh_redis.url)
+    assert [w.split(" is ")[0] for w in warnings] == ["appendfsync", "maxmemory-policy"]
+    client.config_set("appendonly", "no")
+    assert durability_warnings(fresh_redis.url)[0].startswith("appendonly is off")
