@@ -105,10 +105,10 @@ class LearnerLoop:
         """Drop log entries older than ``log_retention_days``, but only those every arm's
         checkpoint has learned: a learner that is down or behind loses nothing it has yet to
         learn. Returns the number of entries dropped."""
-        days = self.settings.log_retention_days
-        if days is None:
+        seconds = self.settings.retention_seconds
+        if not seconds:
             return 0
-        cutoff = f"{int(((now or time.time()) - days * 86400) * 1000)}-0"
+        cutoff = f"{int(((now or time.time()) - seconds) * 1000)}-0"
         if self.settings.learning_mode != "logging-only":  # there, nothing waits to be learned
             # an arm's checkpoint holds every entry up to and including its log_id
             after_learned = [_successor((self.client.hget(model_key(spec), "log_id")

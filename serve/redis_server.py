@@ -207,15 +207,15 @@ def durability_warnings(url: str) -> list[str]:
     """What in an external Redis' configuration breaks "an acknowledged reward is never
     lost"; empty when it persists every write and never evicts (or will not say: managed
     services often refuse CONFIG)."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0,
+                                  decode_responses=True)
     try:
-        config = {**client.config_get("appendonly"), **client.config_get("appendfsync"),
-                  **client.config_get("maxmemory-policy")}
+        setting = {**client.config_get("appendonly"), **client.config_get("appendfsync"),
+                   **client.config_get("maxmemory-policy")}
     except redis.ResponseError:
         return []
     finally:
         client.close()
-    setting = {_text(k): _text(v) for k, v in config.items()}
     warnings = []
     if setting.get("appendonly") != "yes":
         warnings.append("appendonly is off: rewards acknowledged since the last snapshot are "
@@ -228,10 +228,6 @@ def durability_warnings(url: str) -> list[str]:
         warnings.append(f"maxmemory-policy is {policy}: when full, Redis may evict pending "
                         "decisions and the decision log (set noeviction)")
     return warnings
-
-
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else value or ""
 
 
 def running_url(data_dir: str | Path) -> str | None:
