@@ -172,7 +172,8 @@ class EmbeddedRedis:
 
     def _take_folder(self) -> None:
         """Hold the folder's lock while our server runs (the kernel drops it if this process
-        dies), and refuse a folder whose server outlived the process that started it."""
+        dies). A server still running on the folder without it outlived the process that
+        started it (killed with SIGKILL, say): it is stopped, its data kept, and replaced."""
         lock = (self.data_dir / "lock").open("wb")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -181,15 +182,33 @@ class EmbeddedRedis:
             raise DataDirInUse(
                 f"{self.data_dir} is in use by another raybandit process (its embedded Redis); "
                 "stop that one, or give this one another --data-dir") from None
-        live = running_url(self.data_dir)
-        if live is not None:
-            lock.close()
-            pid = json.loads(self.info_file.read_text())["pid"]
-            raise DataDirInUse(
-                f"{self.data_dir} is in use by a Redis server still running at {live} (pid "
-                f"{pid}), left by a raybandit that did not stop cleanly; stop it "
-                f"(kill {pid}: Redis saves and exits) and start again")
         self._lock = lock
+        try:
+            self._stop_leftover()
+        except BaseException:
+            self._release_folder()
+            raise
+
+    def _stop_leftover(self, timeout: float = 10.0) -> None:
+        live = running_url(self.data_dir)
+        if live is None:
+            return
+        client = redis.Redis.from_url(live, socket_timeout=timeout, retry=ONE_TRY,
+                                      decode_responses=True)
+        served = client.config_get("dir").get("dir") or ""
+        if Path(served).resolve() != self.data_dir:  # the pid and port are someone else's now
+            return
+        pid = json.loads(self.info_file.read_text())["pid"]
+        with contextlib.suppress(redis.ConnectionError):  # it closes as it exits
+            client.shutdown(nosave=True)  # the AOF is fsynced on every write and on exit
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                raise DataDirInUse(f"the Redis server left running on {self.data_dir} (pid "
+                                   f"{pid}) did not stop; stop it and start again")
+            time.sleep(0.05)
+        log.warning("stopped the Redis server (pid %d) that a raybandit which did not stop "
+                    "cleanly left running on %s; its data is kept", pid, self.data_dir)
 
     def _release_folder(self) -> None:
         if self._lock is not None:
@@ -228,6 +247,18 @@ def durability_warnings(url: str) -> list[str]:
         warnings.append(f"maxmemory-policy is {policy}: when full, Redis may evict pending "
                         "decisions and the decision log (set noeviction)")
     return warnings
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie has exited
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    return True
 
 
 def running_url(data_dir: str | Path) -> str | None:
