@@ -67,7 +67,10 @@ def _ephemeral_ports() -> range:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now. With SO_REUSEADDR, as HAProxy and Redis
+    bind: connections of a stopped server left in TIME_WAIT do not count, a listener does."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

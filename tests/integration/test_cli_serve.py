@@ -326,6 +326,26 @@ def test_free_ports_come_from_outside_the_kernels_ephemeral_range() -> None:
         assert port_is_free(port)
 
 
+def test_a_port_is_free_once_its_server_stopped_even_with_connections_in_time_wait() -> None:
+    """A server that closes its connections first leaves them in TIME_WAIT on its port; a
+    new server (HAProxy, Redis: SO_REUSEADDR) can listen there at once, so `serve` must not
+    call the port taken."""
+    port = free_port()
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+            client.recv(1)
+        assert not port_is_free(port)  # still listening
+    waiting = [c for c in psutil.net_connections(kind="tcp")
+               if c.laddr and c.laddr.port == port and c.status == psutil.CONN_TIME_WAIT]
+    assert waiting, "no connection left in TIME_WAIT: the test set-up failed"
+    assert port_is_free(port)
+
+
 def test_a_port_in_use_is_a_clear_error_before_anything_starts(tmp_path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", free_port()))
