@@ -231,7 +231,11 @@ class Service:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
-        _end(self._started)  # e.g. the HAProxy of a Serve that could not stop it
+        if self._started:
+            # e.g. the HAProxy of a Serve that could not stop it, also one the start did not
+            # record (HAProxy can reload into a new process; the port was free when this
+            # start began, so a listener there is ours)
+            _end(self._started + _listeners(self.settings.port, "haproxy"))
         self._started = []
 
     def _ray_stopped_from_outside(self) -> bool:
@@ -247,13 +251,22 @@ class RayStopped(RuntimeError):
 
 def _listener(port: int) -> str | None:
     """Which process listens on ``port``, when this user may know: "haproxy (pid 12)"."""
+    holders = _listeners(port)
+    return f"{_name(holders[0])} (pid {holders[0].pid})" if holders else None
+
+
+def _listeners(port: int, name: str | None = None) -> list[psutil.Process]:
+    """The processes (named ``name``, if given) listening on ``port``, that this user sees."""
+    found = []
     try:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port and conn.pid:
-                return f"{_name(psutil.Process(conn.pid))} (pid {conn.pid})"
+                process = psutil.Process(conn.pid)
+                if name is None or _name(process) == name:
+                    found.append(process)
     except psutil.Error:
         pass
-    return None
+    return found
 
 
 def _name(process: psutil.Process) -> str:
