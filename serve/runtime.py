@@ -209,7 +209,11 @@ class Service:
 
         def delete_app() -> None:
             ray_serve.delete(APP_NAME)  # replicas run __del__: the learner checkpoints
-            ray_serve.shutdown()
+            # On our own Ray, ray.shutdown() below ends Serve's controller and proxies too;
+            # Serve's shutdown only added a "graceful_shutdown failed ... will be retried"
+            # from Ray on every stop (its controller kills itself during that call).
+            if not self._started_ray:
+                ray_serve.shutdown()
 
         # An app that never finished deploying on our own Ray has nothing to save, and Serve
         # may never answer (its controller never started): Ray's shutdown ends it all.
