@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+import psutil
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -202,10 +203,14 @@ class EmbeddedRedis:
         if Path(served).resolve() != self.data_dir:  # the pid and port are someone else's now
             return
         pid = json.loads(self.info_file.read_text())["pid"]
+        try:
+            server: psutil.Process | None = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            server = None
         with contextlib.suppress(redis.ConnectionError):  # it closes as it exits
             client.shutdown(nosave=True)  # the AOF is fsynced on every write and on exit
         deadline = time.monotonic() + timeout
-        while _alive(pid):
+        while server is not None and process_running(server):
             if time.monotonic() > deadline:
                 raise DataDirInUse(f"the Redis server left running on {self.data_dir} (pid "
                                    f"{pid}) did not stop; stop it and start again")
@@ -252,16 +257,13 @@ def durability_warnings(url: str) -> list[str]:
     return warnings
 
 
-def _alive(pid: int) -> bool:
+def process_running(process: psutil.Process) -> bool:
+    """Whether ``process`` still runs: the same process (psutil checks its start time, so a
+    reused pid does not count), and not a zombie that has exited but not been reaped."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):  # a zombie has exited
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    return True
 
 
 def running_url(data_dir: str | Path) -> str | None:

@@ -16,7 +16,13 @@ import httpx
 import psutil
 
 from serve.ray_hooks import prepare_worker
-from serve.redis_server import EmbeddedRedis, durability_warnings, free_port, port_is_free
+from serve.redis_server import (
+    EmbeddedRedis,
+    durability_warnings,
+    free_port,
+    port_is_free,
+    process_running,
+)
 from serve.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -243,7 +249,7 @@ class Service:
         self._started = []
 
     def _ray_stopped_from_outside(self) -> bool:
-        return any(not _running(process) for process in self._ray_core)
+        return any(not process_running(process) for process in self._ray_core)
 
 
 STOP_SERVE_SECONDS = 60.0
@@ -280,17 +286,10 @@ def _name(process: psutil.Process) -> str:
         return ""
 
 
-def _running(process: psutil.Process) -> bool:
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def _end(processes: list[psutil.Process], grace: float = 5.0) -> None:
-    """Terminate those of ``processes`` still running (the same processes: psutil checks
-    their start time, so a reused pid is left alone), killing any that outlive ``grace``."""
-    alive = [p for p in processes if _running(p)]
+    """Terminate those of ``processes`` still running (``process_running``), killing any
+    that outlive ``grace``."""
+    alive = [p for p in processes if process_running(p)]
     for process in alive:
         with contextlib.suppress(psutil.Error):
             process.terminate()

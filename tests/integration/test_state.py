@@ -16,6 +16,7 @@ import redis
 from serve.redis_server import DataDirInUse, EmbeddedRedis, durability_warnings
 from serve.settings import Settings
 from serve.state import Decision, GroupCommit, Store
+from tests.integration.test_cli_serve import pid_alive
 
 
 @pytest.fixture()
@@ -213,19 +214,11 @@ def test_one_embedded_redis_per_data_folder(tmp_path) -> None:
     pid = int(leftover.stdout.split()[0])
     try:
         with EmbeddedRedis(folder) as replacement:
-            assert not pid_running(pid)
+            assert not pid_alive(pid)
             assert redis.Redis.from_url(replacement.url).get("acknowledged") == b"1"
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-
-
-def pid_running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited
-            return stat.read().split()[2] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def test_an_external_redis_that_could_lose_acknowledged_rewards_is_named(fresh_redis) -> None:
